@@ -1,0 +1,133 @@
+"""Command line: run, analyze, demo, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import ConfigError, load_config
+
+log = logging.getLogger("edge_media")
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: OK — {len(config.cameras)} camera(s), storage {config.storage.backend}, "
+          f"plan {config.storage.plan} ({config.plans[config.storage.plan]} days)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    _setup_logging(config.service.log_level)
+    from .service import Service
+
+    service = Service(config)
+
+    def on_signal(signum, _frame):
+        log.info("received %s; finishing open clips", signal.Signals(signum).name)
+        service.stop_event.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    service.start()
+    try:
+        service.wait()
+    finally:
+        service.stop()
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analyze import AnalyzeOptions, analyze_file
+    from .detect import MotionSettings
+    from .events import TrackerSettings
+    from .sources import SourceError
+
+    opts = AnalyzeOptions(
+        detect_width=args.detect_width, detect_fps=args.fps,
+        motion=MotionSettings(sensitivity=args.sensitivity, fps=args.fps),
+        tracker=TrackerSettings(min_frames=args.min_frames, post_roll_s=args.post_roll))
+    try:
+        report = analyze_file(args.video, opts, progress=not args.json and sys.stderr.isatty())
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    _print_report(report)
+    return 0
+
+
+def _print_report(report) -> None:
+    d = report.to_dict()
+    print(f"{d['path']}: {d['duration_s']:.1f} s analysed in {d['elapsed_s']:.2f} s "
+          f"({d['speed_x_realtime']}x real time), {d['frames_detected']} frames checked, "
+          f"{d['decode_errors']} decode errors, motion model {d['motion_model']}")
+    if not d["events"]:
+        print("no events")
+        return
+    print(f"{'#':>3}  {'label':<10} {'start':>8} {'end':>8} {'score':>7}")
+    for i, e in enumerate(d["events"], 1):
+        print(f"{i:>3}  {e['label']:<10} {e['start_s']:>7.2f}s {e['end_s']:>7.2f}s {e['score']:>7.3f}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import print_demo, run_demo
+
+    workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="edge-media-demo-"))
+    result = run_demo(workdir)
+    print_demo(result)
+    return 0 if result.clips else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-media", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the service until SIGINT/SIGTERM")
+    r.add_argument("--config", required=True, type=Path)
+    r.set_defaults(func=cmd_run)
+    a = sub.add_parser("analyze", help="detect events in a video file as fast as possible")
+    a.add_argument("video", type=Path)
+    a.add_argument("--json", action="store_true", help="print the report as JSON")
+    a.add_argument("--detect-width", type=int, default=320)
+    a.add_argument("--fps", type=float, default=5.0, help="detect frames per second")
+    a.add_argument("--sensitivity", type=float, default=0.5)
+    a.add_argument("--min-frames", type=int, default=2)
+    a.add_argument("--post-roll", type=float, default=5.0)
+    a.set_defaults(func=cmd_analyze)
+    d = sub.add_parser("demo", help="generate a sample clip and run the whole pipeline on it")
+    d.add_argument("--dir", help="work directory (default: a new temp dir)")
+    d.set_defaults(func=cmd_demo)
+    c = sub.add_parser("check-config", help="validate a config file")
+    c.add_argument("file", type=Path)
+    c.set_defaults(func=cmd_check_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "run":
+        _setup_logging("WARNING" if args.command == "analyze" else "INFO")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
