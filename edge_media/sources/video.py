@@ -95,6 +95,11 @@ def open_container(url: str, timeout_s: float) -> av.container.InputContainer:
     return av.open(url, format=fmt, options=options, timeout=(timeout_s, timeout_s))
 
 
+# A timestamp that jumps further than this (camera reboot, 33-bit wrap, corrupt PES header) is a
+# discontinuity: time carries on from where it was instead of leaping hours ahead or back.
+MAX_TS_JUMP_S = 10.0
+
+
 @dataclass
 class _Session:
     """Maps one connection's container timestamps onto the source's monotonic clock."""
@@ -103,6 +108,7 @@ class _Session:
     wall0: float
     origin: float | None = None
     last_time: float = 0.0
+    jumps: int = 0
 
     def time_of(self, ts: int | None, tb) -> float | None:
         if ts is None or tb is None:
@@ -111,6 +117,12 @@ class _Session:
         if self.origin is None:
             self.origin = secs
         t = self.time_offset + secs - self.origin
+        if abs(t - self.last_time) > MAX_TS_JUMP_S and self.last_time > self.time_offset:
+            self.jumps += 1
+            if self.jumps == 1:
+                log.warning("timestamp jump of %.1f s (corrupt or reset stream); re-anchoring", t - self.last_time)
+            self.origin += t - self.last_time  # re-anchor: this packet continues from last_time
+            t = self.last_time
         self.last_time = max(self.last_time, t)
         return t
 
