@@ -84,7 +84,7 @@ class ClipPublisher:
         metadata = {"clip-id": sidecar.clip_id, "sha256": sidecar.sha256}
         info = self.store.put_object(clip_key, path, content_type="video/mp4", metadata=metadata, tags=tags)
         if info.size != sidecar.size_bytes:
-            raise StoreError(f"size mismatch for {clip_key}: {info.size} != {sidecar.size_bytes}", code="BadDigest")
+            raise StoreError("BadDigest", f"stored {info.size} bytes, clip has {sidecar.size_bytes}", key=clip_key)
         self.store.put_bytes(meta_key, sidecar.to_json().encode(), content_type="application/json", tags=tags)
         self.spool.remove(sidecar.clip_id)
         self.published.append(clip_key)

@@ -1,0 +1,208 @@
+"""Read the TOML file, validate it, and turn every failure into one human-readable ConfigError."""
+
+from __future__ import annotations
+
+import tomllib
+import typing
+from collections.abc import Iterable
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ._base import FieldCheckError
+from .root import Config
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used. ``str()`` is the whole message for the operator:
+    it names the file and every bad field with its location; ``problems`` holds one line each."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        if len(problems) == 1:
+            message = f"config error in {source}: {problems[0]}"
+        else:
+            lines = "".join(f"\n  - {p}" for p in problems)
+            message = f"config error in {source}: {len(problems)} problems:{lines}"
+        super().__init__(message)
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate the TOML config at ``path``; raises ConfigError, never anything else."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(source, ["file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError(source, ["is a directory, not a file"]) from None
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"not valid UTF-8 (byte {exc.start})"]) from None
+    return parse_config(text, source=source)
+
+
+def parse_config(text: str, *, source: str = "<string>") -> Config:
+    """Validate TOML ``text``; ``source`` names it in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already ends with "(at line L, column C)".
+        raise ConfigError(source, [f"invalid TOML: {exc}"]) from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        # `from None`: the operator needs the message, not pydantic's traceback.
+        raise ConfigError(source, describe_errors(exc.errors())) from None
+
+
+def dump_example() -> str:
+    """A commented example config that loads cleanly (README, ``edge-media --example-config``)."""
+    return EXAMPLE_TOML
+
+
+def describe_errors(errors: Iterable[Any]) -> list[str]:
+    """One ``location: message`` line per pydantic error."""
+    return [_describe(err) for err in errors]
+
+
+def _describe(err: Any) -> str:
+    loc = tuple(err["loc"])
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldCheckError):
+        loc, message = loc + cause.loc, cause.message
+    elif isinstance(cause, Exception):
+        message = str(cause)  # our own field validators: drop pydantic's "Value error, " prefix
+    elif err["type"] == "extra_forbidden":
+        message = _unknown_key(loc)
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    elif err["type"] == "path_type":
+        message = f"Input should be a path string (got {_show(err['input'])})"
+    else:
+        message = f"{err['msg']} (got {_show(err['input'])})"
+    where = format_loc(loc)
+    return f"{where}: {message}" if where else message
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    """``("cameras", 1, "detect_fps")`` -> ``cameras[1].detect_fps``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "[key]":
+            out += " (key)"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "unknown key"
+    allowed = list(model.model_fields)
+    close = get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key ({hint}allowed: {', '.join(allowed)})"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    # Walk the model tree along the string parts of loc (list indices don't change the model).
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        model = _find_model(model.model_fields[part].annotation)
+    return model
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _find_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"{value}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# Kept next to the loader so tests can assert it loads and mentions every field of every model.
+EXAMPLE_TOML = """\
+# edge-media configuration (TOML). Every key is optional except each camera's name and record_url.
+
+[service]
+data_dir = "/var/lib/edge-media"   # everything durable lives below it by default
+log_level = "INFO"                 # DEBUG, INFO, WARNING or ERROR
+detect_threads = 1                 # onnxruntime threads for the shared detector (1..16)
+
+[recording]
+pre_roll_s = 5.0                   # seconds kept from before the trigger (0..60)
+post_roll_s = 5.0                  # event ends after this long without motion; also the clip's tail (0..300)
+max_clip_s = 300.0                 # longer events are split (5..3600, > pre_roll_s + post_roll_s)
+spool_dir = ""                     # empty: <data_dir>/spool; relative paths are below data_dir
+spool_quota_bytes = 2147483648     # spool byte quota before eviction (>= 16 MiB)
+ring_max_bytes = 67108864          # per-camera pre-roll bound in bytes (>= 1 MiB)
+
+[events]
+min_motion_frames = 2              # motion must persist this many detect frames to start an event (1..50)
+merge_gap_s = 0.0                  # an event starting within this gap after one ended is merged into it (0..120)
+cooldown_s = 0.0                   # no new event for this long after one ended (0..3600)
+
+[storage]
+backend = "local"                  # "local" or "s3"
+local_dir = ""                     # empty: <data_dir>/store
+plan = "basic"                     # the owner's service plan: a key of [plans]
+
+# Only used when backend = "s3"; endpoint and bucket are then required.
+# [storage.s3]
+# endpoint = "s3.example.net:443"  # host:port, no scheme
+# region = "us-east-1"
+# bucket = "edge-media-clips"
+# secure = true                    # omit: TLS unless the endpoint is loopback
+# access_key_env = "EDGE_MEDIA_S3_ACCESS_KEY"   # credentials come from these environment variables
+# secret_key_env = "EDGE_MEDIA_S3_SECRET_KEY"
+# credentials_file = "/etc/edge-media/s3.credentials"   # or from this file
+# create_bucket = true
+# part_size_mb = 16                # multipart part size (5..512)
+
+[plans]                            # plan name -> retention in days (1..3650)
+basic = 7
+plus = 30
+
+[[cameras]]
+name = "front-door"                # unique lower-case slug: a-z 0-9 _ -
+record_url = "rtsp://192.0.2.10/main"   # file path, rtsp://, rtsps://, http(s):// or /dev/videoN
+detect_url = "rtsp://192.0.2.10/sub"    # optional substream; empty: decode the record stream
+detect_width = 320                 # detect frame width (64..1280, even)
+detect_fps = 5.0                   # detect frames per second (0.5..30)
+sensitivity = 0.5                  # 0..1, higher is more sensitive
+# polygons to IGNORE, [x, y] normalised to 0..1, at least 3 points each (here: a tree top left)
+motion_masks = [ [[0.0, 0.0], [0.3, 0.0], [0.3, 0.2], [0.0, 0.2]] ]
+enabled = true
+
+[[cameras]]
+name = "test-clip"                 # a file source, handy for trying the pipeline without a camera
+record_url = "/var/lib/edge-media/samples/driveway.mp4"
+enabled = false
+realtime = true                    # pace file sources at real time (files only)
+loop = true                        # replay file sources forever (files only)
+"""

@@ -1,0 +1,85 @@
+"""The whole configuration file, and the checks that span sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+
+from ._base import ConfigModel, FieldCheckError
+from .camera import CameraConfig
+from .events import EventsConfig
+from .recording import RecordingConfig
+from .service import ServiceConfig
+from .storage import StorageConfig
+
+# Plan names travel as S3 tag values and lifecycle filters, so keep them to a safe slug.
+PlanName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
+RetentionDays = Annotated[int, Field(ge=1, le=3650)]
+
+
+def _default_plans() -> dict[str, int]:
+    return {"basic": 7}
+
+
+class Config(ConfigModel):
+    service: ServiceConfig = Field(default_factory=ServiceConfig, description="Process-wide settings.")
+    recording: RecordingConfig = Field(default_factory=RecordingConfig, description="Pre-roll, clips, spool.")
+    events: EventsConfig = Field(default_factory=EventsConfig, description="Motion to event rules.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Where clips are stored.")
+    plans: dict[PlanName, RetentionDays] = Field(
+        default_factory=_default_plans, description="Service plan name -> retention in days."
+    )
+    cameras: list[CameraConfig] = Field(
+        default_factory=list, description="Cameras; may be empty (a hub can start with none)."
+    )
+
+    @model_validator(mode="after")
+    def _unique_camera_names(self) -> Config:
+        # Names key object paths and metrics: two cameras with one name would overwrite each other's clips.
+        seen: dict[str, int] = {}
+        for index, camera in enumerate(self.cameras):
+            if camera.name in seen:
+                raise FieldCheckError(
+                    ("cameras", index, "name"),
+                    f"duplicate camera name {camera.name!r} (also cameras[{seen[camera.name]}])",
+                )
+            seen[camera.name] = index
+        return self
+
+    @model_validator(mode="after")
+    def _plan_known(self) -> Config:
+        if self.storage.plan not in self.plans:
+            known = ", ".join(sorted(self.plans)) or "none"
+            raise FieldCheckError(
+                ("storage", "plan"), f"unknown plan {self.storage.plan!r} (plans defined: {known})"
+            )
+        return self
+
+    @property
+    def spool_path(self) -> Path:
+        """The spool directory, resolved against ``service.data_dir``."""
+        return _below(self.service.data_dir, self.recording.spool_dir, "spool")
+
+    @property
+    def store_path(self) -> Path:
+        """The local object-store root, resolved against ``service.data_dir``."""
+        return _below(self.service.data_dir, self.storage.local_dir, "store")
+
+    @property
+    def retention_days(self) -> int:
+        """Retention of the owner's current plan."""
+        return self.plans[self.storage.plan]
+
+    def camera(self, name: str) -> CameraConfig:
+        """The camera called ``name``; KeyError if there is none."""
+        for camera in self.cameras:
+            if camera.name == name:
+                return camera
+        raise KeyError(name)
+
+
+def _below(data_dir: Path, configured: str, default: str) -> Path:
+    # Path("/a") / "/b" is "/b", so an absolute setting wins and a relative one lands below data_dir.
+    return data_dir / (configured or default)
