@@ -1,1 +1,26 @@
-"""recorder."""
+"""recorder: pre-roll packet ring, clip writer (remux to fragmented MP4), spool layout, clip sidecar.
+
+Knows nothing of S3 or of the application: ``edge_media`` drives it and hands sidecars to ``uploader``.
+"""
+
+from recorder.camera import CameraRecorder
+from recorder.packets import MediaPacket
+from recorder.ring import PreRollRing
+from recorder.sidecar import ClipEvent, ClipSidecar, new_clip_id
+from recorder.spool import ClipMeta, Spool
+from recorder.writer import ClipWriteError, ClipWriter, WrittenClip, remux_file
+
+__all__ = [
+    "CameraRecorder",
+    "ClipEvent",
+    "ClipMeta",
+    "ClipSidecar",
+    "ClipWriteError",
+    "ClipWriter",
+    "MediaPacket",
+    "PreRollRing",
+    "Spool",
+    "WrittenClip",
+    "new_clip_id",
+    "remux_file",
+]

@@ -1,0 +1,246 @@
+"""Clip writer: remux encoded packets into a fragmented MP4 — no decode, no encode.
+
+Fragmented MP4 (``frag_keyframe+empty_moov``) means every flushed fragment is playable on its own,
+so a crash mid-clip leaves a file :meth:`recorder.spool.Spool.recover` can salvage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from recorder.packets import MediaPacket
+
+log = logging.getLogger(__name__)
+
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+_HASH_CHUNK = 1 << 20
+
+
+class ClipWriteError(Exception):
+    """The muxer or the file system refused the clip (disk full, bad timestamps, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenClip:
+    path: Path
+    size_bytes: int
+    sha256: str
+    first_time: float  # stream seconds of the first keyframe
+    last_time: float  # stream seconds of the last packet written
+    first_wall: float  # epoch seconds
+    last_wall: float
+    duration_s: float
+    video_codec: str
+    audio_codec: str | None
+    width: int
+    height: int
+    packets: int
+
+
+@dataclass(slots=True)
+class _Track:
+    out: av.stream.Stream
+    is_video: bool
+    offset: int | None = None  # subtracted from the original pts/dts so the clip starts at 0
+    last_dts: int | None = None
+
+
+class ClipWriter:
+    """Writes one clip. ``templates`` maps input stream_index → input stream (codec parameters)."""
+
+    def __init__(self, path: Path | str, templates: Mapping[int, av.stream.Stream]) -> None:
+        self.path = Path(path)
+        self._container = av.open(str(self.path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+        self._tracks: dict[int, _Track] = {}
+        try:
+            for index, template in templates.items():
+                out = self._container.add_stream_from_template(template)
+                self._tracks[index] = _Track(out=out, is_video=template.type == "video")
+        except Exception:
+            self._discard()
+            raise
+        self._video_info = _codec_info(templates, "video")
+        self._audio_info = _codec_info(templates, "audio")
+        if self._video_info is None:
+            self._discard()
+            raise ValueError("a clip needs a video stream")
+        self._start: float | None = None  # stream seconds of the first keyframe
+        self._start_s = Fraction(0)  # the same instant as an exact rational (dts * time_base)
+        self._first_wall = self._last_time = self._last_wall = self._end = 0.0
+        self._packets = 0
+        self._closed = False
+
+    @property
+    def started(self) -> bool:
+        """True once the opening keyframe has been written."""
+        return self._start is not None
+
+    @property
+    def packets(self) -> int:
+        return self._packets
+
+    def write(self, mp: MediaPacket) -> bool:
+        """Remux one packet; returns False when it was skipped. Raises :class:`ClipWriteError`."""
+        track = self._tracks.get(mp.stream_index)
+        if track is None or mp.dts is None or self._closed:
+            return False
+        if self._start is None:
+            if not (track.is_video and mp.is_keyframe):
+                return False  # a clip must open on a video keyframe
+            self._begin(mp)
+        offset = self._offset(track, mp)
+        dts = mp.dts - offset
+        if dts < 0 and not track.is_video:
+            return False  # audio from before the clip's first keyframe
+        if track.last_dts is not None and dts <= track.last_dts:
+            # MP4 demands strictly increasing dts per track; a glitchy source must not kill the clip.
+            log.debug("clip %s: dropping non-monotonic dts %s on stream %s", self.path.name, dts, mp.stream_index)
+            return False
+        self._mux(mp, track, dts, offset)
+        track.last_dts = dts
+        self._account(mp)
+        return True
+
+    def _begin(self, key: MediaPacket) -> None:
+        self._start = key.time
+        self._first_wall = key.wall
+        self._start_s = Fraction(key.dts) * key.time_base
+
+    def _offset(self, track: _Track, mp: MediaPacket) -> int:
+        # The clip-start instant (the first keyframe's dts) becomes 0 on every track, each in
+        # its own input time base; fixed by the track's first packet.
+        if track.offset is None:
+            track.offset = round(self._start_s / mp.time_base)
+        return track.offset
+
+    def _mux(self, mp: MediaPacket, track: _Track, dts: int, offset: int) -> None:
+        pkt = mp.packet
+        # A previous mux (maybe into another clip) rebased this packet in place: restore the
+        # original time base first, converting the duration back with it.
+        if pkt.time_base != mp.time_base and pkt.duration and pkt.time_base:
+            pkt.duration = round(pkt.duration * pkt.time_base / mp.time_base)
+        pkt.time_base = mp.time_base
+        pkt.dts = dts
+        pkt.pts = None if mp.pts is None else mp.pts - offset
+        pkt.stream = track.out
+        try:
+            self._container.mux(pkt)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise ClipWriteError(f"muxing {self.path.name}: {exc}") from exc
+
+    def _account(self, mp: MediaPacket) -> None:
+        self._packets += 1
+        self._last_time = max(self._last_time, mp.time)
+        self._last_wall = max(self._last_wall, mp.wall)
+        dur = mp.packet.duration or 0
+        end = mp.time + float(dur * mp.packet.time_base) if dur else mp.time
+        self._end = max(self._end, end)
+
+    def close(self) -> WrittenClip:
+        """Finish the file (trailer, fsync) and describe it. Raises :class:`ClipWriteError`."""
+        if self._closed:
+            raise ClipWriteError(f"{self.path.name} already closed")
+        self._closed = True
+        try:
+            self._container.close()
+            size, digest = _fsync_and_hash(self.path)
+        except (av.FFmpegError, OSError) as exc:
+            raise ClipWriteError(f"closing {self.path.name}: {exc}") from exc
+        start = self._start if self._start is not None else 0.0
+        vcodec, width, height = self._video_info
+        return WrittenClip(
+            path=self.path, size_bytes=size, sha256=digest,
+            first_time=start, last_time=max(self._last_time, start),
+            first_wall=self._first_wall, last_wall=max(self._last_wall, self._first_wall),
+            duration_s=max(self._end - start, 0.0) if self._packets else 0.0,
+            video_codec=vcodec, audio_codec=self._audio_info[0] if self._audio_info else None,
+            width=width, height=height, packets=self._packets,
+        )
+
+    def abort(self) -> None:
+        """Close whatever is open and remove the file."""
+        self._closed = True
+        self._discard()
+
+    def _discard(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # the file is being thrown away; its trailer does not matter
+            pass
+        self.path.unlink(missing_ok=True)
+
+
+def _codec_info(templates: Mapping[int, av.stream.Stream], kind: str) -> tuple[str, int, int] | None:
+    for template in templates.values():
+        if template.type == kind:
+            par = template.codec_context
+            width = getattr(par, "width", 0) or 0
+            height = getattr(par, "height", 0) or 0
+            return par.name, int(width), int(height)
+    return None
+
+
+def _fsync_and_hash(path: Path) -> tuple[int, str]:
+    """Hash the finished file and fsync it: one read pass, and the data is durable before the rename."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb+") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        os.fsync(fh.fileno())
+    return size, digest.hexdigest()
+
+
+def remux_file(src: Path | str, dst: Path | str, *, wall_start: float, time_start: float = 0.0) -> WrittenClip | None:
+    """Remux whatever PyAV can read of ``src`` into a complete clip at ``dst``.
+
+    Used to salvage a clip cut short by a crash: a fragmented MP4 is readable up to its last
+    complete fragment. Stream times restart at ``time_start`` and wall times at ``wall_start``
+    (the originals are not in the file). Returns None (and leaves no ``dst``) if no video keyframe
+    could be read.
+    """
+    try:
+        source = av.open(str(src), "r")
+    except (av.FFmpegError, OSError) as exc:
+        log.info("unreadable clip %s: %s", Path(src).name, exc)
+        return None
+    with source:
+        templates = {s.index: s for s in source.streams if s.type in ("video", "audio")}
+        if not any(s.type == "video" for s in templates.values()):
+            return None
+        writer = ClipWriter(dst, templates)
+        try:
+            _copy_packets(source, templates, writer, wall_start, time_start)
+        except ClipWriteError:
+            writer.abort()
+            raise
+        if not writer.started:
+            writer.abort()
+            return None
+        return writer.close()
+
+
+def _copy_packets(source, templates, writer: ClipWriter, wall_start: float, time_start: float) -> None:
+    t0: float | None = None
+    try:
+        for packet in source.demux(*templates.values()):
+            if packet.dts is None or packet.is_corrupt:
+                continue  # flush packets, and the torn packet at a truncation point
+            t = float(packet.dts * packet.time_base)
+            t0 = t if t0 is None else t0
+            is_video = templates[packet.stream_index].type == "video"
+            mp = MediaPacket.wrap(packet, is_video=is_video, time=time_start + t - t0,
+                                  wall=wall_start + t - t0)
+            writer.write(mp)
+    except av.FFmpegError as exc:
+        # A torn fragment at the end: everything before it has been copied.
+        log.debug("stopped reading %s at a damaged fragment: %s", writer.path.name, exc)
