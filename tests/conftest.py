@@ -1,4 +1,16 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+from media import make_source  # noqa: E402
+
+pytest_plugins = ["s3_fixtures"]
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory) -> Path:
+    """A 10 s 640x360 15 fps H.264 + AAC file, keyframe every 2 s, object moving 2-4 s."""
+    return make_source(tmp_path_factory.mktemp("media"))

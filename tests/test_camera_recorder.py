@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recorder import CameraRecorder, ClipEvent, ClipSidecar, Spool
-from test_clip_writer import WALL0, demux, read_clip, source  # noqa: F401  (session fixture reused)
+from media import WALL0, demux, read_clip
 
 
 class Clips:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,57 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from media import MovingBox, VideoSpec, make_video
+from media import WALL0, demux, make_source, read_clip
 from recorder import ClipWriter, MediaPacket, WrittenClip
-
-WALL0 = 1_790_000_000.0
-
-
-@contextmanager
-def demux(path: Path) -> Iterator[tuple[dict[int, av.stream.Stream], list[MediaPacket]]]:
-    """All packets of ``path`` as MediaPackets (time = dts seconds); the container stays open inside."""
-    with av.open(str(path)) as container:
-        streams = {s.index: s for s in container.streams if s.type in ("video", "audio")}
-        packets = []
-        for pkt in container.demux(*streams.values()):
-            if pkt.dts is None:
-                continue
-            t = float(pkt.dts * pkt.time_base)
-            packets.append(MediaPacket.wrap(pkt, is_video=streams[pkt.stream_index].type == "video",
-                                            time=t, wall=WALL0 + t))
-        yield streams, packets
-
-
-def make_source(root: Path, suffix: str = ".mp4", width: int = 640, height: int = 360) -> Path:
-    spec = VideoSpec(width=width, height=height, duration_s=10.0, gop=30, fps=15, audio=True,
-                     boxes=[MovingBox(2, 4)])
-    return make_video(root / f"source{suffix}", spec)
-
-
-@pytest.fixture(scope="session")
-def source(tmp_path_factory) -> Path:
-    return make_source(tmp_path_factory.mktemp("media"))
-
-
-def read_clip(path: Path) -> dict:
-    """Video/audio packet payloads, decoded video frame count and pts of the clip at ``path``."""
-    info: dict = {"video": [], "audio": [], "frames": 0, "frame_times": []}
-    with av.open(str(path)) as clip:
-        v = clip.streams.video[0]
-        info.update(codec=v.codec_context.name, width=v.codec_context.width, height=v.codec_context.height,
-                    extradata=v.codec_context.extradata,
-                    audio_codec=clip.streams.audio[0].codec_context.name if clip.streams.audio else None)
-        for pkt in clip.demux():
-            if pkt.dts is None:
-                continue
-            kind = "video" if pkt.stream.type == "video" else "audio"
-            info[kind].append((float(pkt.dts * pkt.time_base), bytes(pkt)))
-            if kind == "video":
-                for frame in pkt.decode():
-                    info["frames"] += 1
-                    info["frame_times"].append(float(frame.pts * frame.time_base))
-    return info
-
 
 def write_range(path: Path, streams, packets: list[MediaPacket], t0: float, t1: float) -> WrittenClip:
     writer = ClipWriter(path, streams)
@@ -127,19 +77,3 @@ def test_abort_removes_file_and_skips_until_keyframe(source: Path, tmp_path: Pat
         assert not writer.started
         writer.abort()
     assert not (tmp_path / "x.mp4").exists()
-
-
-def test_remux_speed_720p(tmp_path: Path, capsys) -> None:
-    """Measures the remux of a 10 s 720p15 clip (reported, loosely bounded)."""
-    src = make_source(tmp_path, ".mp4", 1280, 720)
-    with demux(src) as (streams, packets):
-        best = float("inf")
-        for i in range(5):
-            t = time.perf_counter()
-            written = write_range(tmp_path / f"r{i}.mp4", streams, packets, 0.0, 100.0)
-            best = min(best, time.perf_counter() - t)
-    assert written.packets == sum(1 for mp in packets if mp.time >= 0)  # AAC priming (dts < 0) is before the clip
-    with capsys.disabled():
-        print(f"\nremux 10 s 720p15 H.264+AAC clip ({written.size_bytes / 1e6:.1f} MB, {written.packets} packets,"
-              f" incl. fsync+sha256): {best * 1000:.1f} ms")
-    assert best < 2.0

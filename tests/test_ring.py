@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recorder import PreRollRing
-from test_clip_writer import demux, source  # noqa: F401  (session fixture reused)
+from media import demux
 
 
 def test_keeps_pre_roll_from_a_keyframe(source: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from recorder import ClipEvent, ClipMeta, ClipSidecar, ClipWriter, Spool, WrittenClip, new_clip_id
 from recorder.sidecar import iso_utc
-from test_clip_writer import WALL0, demux, source  # noqa: F401  (session fixture reused)
+from media import WALL0, demux
 
 
 def write_clip(spool: Spool, source: Path, clip_id: str, t0: float = 2.0, t1: float = 9.0) -> WrittenClip:
