@@ -110,10 +110,15 @@ class _Session:
     last_time: float = 0.0
     jumps: int = 0
 
+    _tb_cache: dict = field(default_factory=dict)
+
     def time_of(self, ts: int | None, tb) -> float | None:
         if ts is None or tb is None:
             return None
-        secs = float(ts * tb)
+        scale = self._tb_cache.get(tb)
+        if scale is None:  # Fraction arithmetic per packet is measurable; floats are plenty here
+            scale = self._tb_cache[tb] = float(tb)
+        secs = ts * scale
         if self.origin is None:
             self.origin = secs
         t = self.time_offset + secs - self.origin
