@@ -1,0 +1,70 @@
+"""The console script as an operator uses it (real subprocesses for exit codes and stderr)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from media import MovingBox, VideoSpec, make_video
+
+from edge_media.config import dump_example
+
+CLI = [sys.executable, "-m", "edge_media"]
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_check_config_ok_and_bad_field(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text(dump_example())
+    res = run("check-config", str(good))
+    assert res.returncode == 0 and "OK" in res.stdout
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[cameras]]\nname = "porch"\nrecord_url = "a.mp4"\ndetect_fps = 0\n')
+    res = run("check-config", str(bad))
+    assert res.returncode == 2
+    assert "bad.toml" in res.stderr and "cameras[0].detect_fps" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_run_with_bad_config_exits_2_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[recording\npre_roll_s = 1\n")
+    res = run("run", "--config", str(bad))
+    assert res.returncode == 2 and "line 1" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_analyze_json_reports_the_event(tmp_path):
+    video = make_video(tmp_path / "v.mp4", VideoSpec(duration_s=8, boxes=[MovingBox(3.0, 5.0)]))
+    res = run("analyze", str(video), "--json", "--post-roll", "1")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert [round(e["start_s"]) for e in report["events"]] == [3]
+    assert report["frames_decoded"] == 120 and report["decode_errors"] == 0
+    table = run("analyze", str(video))
+    assert table.returncode == 0 and "motion" in table.stdout and "start" in table.stdout
+
+
+def test_analyze_unreadable_file_is_a_clean_error(tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"garbage" * 100)
+    res = run("analyze", str(junk))
+    assert res.returncode == 1 and "cannot open" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_demo_records_the_walk_and_not_the_lights(tmp_path):
+    res = run("demo", "--dir", str(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "clips stored : 1" in res.stdout
+    objects = list((tmp_path / "data" / "store" / "objects").rglob("*.mp4"))
+    assert len(objects) == 1
+    sidecar = json.loads(objects[0].with_suffix(".json").read_text())
+    [event] = sidecar["events"]
+    assert 5.7 <= event["start"] <= 6.3, "the demo object enters at 6 s"
+    assert event["end"] < 15.0, "the light switching on at 15 s recorded nothing"
+    assert Path(sidecar["file"]).suffix == ".mp4"
