@@ -67,3 +67,10 @@ def test_min_frames_filters_a_single_frame_flash(tmp_path, detector):
     # An object visible for a single frame (a bird, a flash): below K=2 frames, no event.
     spec = VideoSpec(duration_s=6, fps=5, boxes=[MovingBox(3.0, 3.2)])
     assert analyze(make_video(tmp_path / "blip.mp4", spec), detector, min_frames=2).events == []
+
+
+def test_long_gop_noisy_camera_stays_quiet(tmp_path, detector):
+    """Regression: skipping the H.264 loop filter to save decode CPU made reference drift build
+    up over a 10 s GOP and the keyframe reset then looked like motion. We decode fully."""
+    spec = VideoSpec(duration_s=25, gop=150, noise_sigma=8.0)
+    assert analyze(make_video(tmp_path / "longgop.mp4", spec), detector).events == []
