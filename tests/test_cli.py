@@ -68,3 +68,30 @@ def test_demo_records_the_walk_and_not_the_lights(tmp_path):
     assert 5.7 <= event["start"] <= 6.3, "the demo object enters at 6 s"
     assert event["end"] < 15.0, "the light switching on at 15 s recorded nothing"
     assert Path(sidecar["file"]).suffix == ".mp4"
+
+
+def test_run_stops_gracefully_on_sigterm_and_finishes_the_open_clip(tmp_path):
+    import signal
+    import time
+
+    video = make_video(tmp_path / "busy.mp4", VideoSpec(duration_s=4, boxes=[MovingBox(0.5, 4.0, speed=0.1)]))
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'[service]\ndata_dir = "{tmp_path / "data"}"\n[recording]\npre_roll_s = 1.0\n'
+                   f'[[cameras]]\nname = "door"\nrecord_url = "{video}"\nrealtime = true\nloop = true\n')
+    proc = subprocess.Popen([*CLI, "run", "--config", str(cfg)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stderr:
+            if "motion started" in line or time.monotonic() > deadline:
+                break
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, rest
+    assert "SIGTERM" in rest and "Traceback" not in rest
+    clips = list((tmp_path / "data" / "store" / "objects").rglob("*.mp4"))
+    assert len(clips) == 1
+    sidecar = json.loads(clips[0].with_suffix(".json").read_text())
+    assert sidecar["events"][0]["end"] is not None and sidecar["duration_s"] > 1.0
