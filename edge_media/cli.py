@@ -40,11 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    service.start()
-    try:
-        service.wait()
-    finally:
-        service.stop()
+    service.run()
     return 0
 
 

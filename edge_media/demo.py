@@ -57,11 +57,7 @@ def run_demo(workdir: Path) -> DemoResult:
     cfg_path.write_text(DEMO_CONFIG.format(data=workdir / "data", video=video))
     config = load_config(cfg_path)
     service = Service(config)
-    service.start()
-    try:
-        service.wait()
-    finally:
-        service.stop()
+    service.run()
     clips = []
     for info in service.store.list_objects("clips/", with_tags=True):
         if info.key.endswith(".mp4"):

@@ -143,6 +143,14 @@ class Service:
             if not any(w.alive for w in self.workers):
                 return
 
+    def run(self) -> None:
+        """Start, run until stopped (or every file camera ended), and shut down cleanly."""
+        self.start()
+        try:
+            self.wait()
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         self.stop_event.set()
         for w in self.workers:

@@ -51,11 +51,7 @@ def make_config(tmp_path: Path, cameras: list[dict]):
 
 def run_to_end(config) -> Service:
     svc = Service(config)
-    svc.start()
-    try:
-        svc.wait()
-    finally:
-        svc.stop()
+    svc.run()
     return svc
 
 
