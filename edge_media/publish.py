@@ -81,10 +81,12 @@ class ClipPublisher:
         cam = camera_hash(self.policy.secret, sidecar.camera)
         clip_key, meta_key = clip_keys(sidecar, cam)
         tags = clip_tags(sidecar, self.policy, cam)
-        metadata = {"clip-id": sidecar.clip_id, "sha256": sidecar.sha256}
-        info = self.store.put_object(clip_key, path, content_type="video/mp4", metadata=metadata, tags=tags)
-        if info.size != sidecar.size_bytes:
-            raise StoreError("BadDigest", f"stored {info.size} bytes, clip has {sidecar.size_bytes}", key=clip_key)
+        info = self.store.put_object(clip_key, path, content_type="video/mp4",
+                                     metadata={"clip-id": sidecar.clip_id}, tags=tags)
+        # The store hashed what it received; it must be the clip the recorder hashed when it closed it.
+        if info.size != sidecar.size_bytes or (info.sha256 and info.sha256 != sidecar.sha256):
+            raise StoreError("BadDigest", f"stored object differs from the spooled clip ({info.size} bytes)",
+                             key=clip_key)
         self.store.put_bytes(meta_key, sidecar.to_json().encode(), content_type="application/json", tags=tags)
         self.spool.remove(sidecar.clip_id)
         self.published.append(clip_key)

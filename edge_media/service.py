@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder import CameraRecorder, Spool
-from uploader import LocalStore, ObjectStore
+from uploader import ObjectStore
 
 from .batcher import DetectBatcher
 from .config import CameraConfig, Config
@@ -24,18 +24,13 @@ from .identity import load_or_create_secret
 from .pipeline import CameraPipeline
 from .publish import ClipPublisher, PublishPolicy
 from .sources import DetectFrame, Disconnected, SourceError, SourceSpec, VideoSource
+from .storage import build_store
 
 log = logging.getLogger(__name__)
 
 # The ring holds more than the pre-roll: detection runs a little behind the packets, and the
 # clip must still find the keyframe before ``onset - pre_roll`` when the event is confirmed.
 RING_SLACK_S = 6.0
-
-
-def build_store(config: Config) -> ObjectStore:
-    if config.storage.backend == "local":
-        return LocalStore(config.store_path)
-    raise NotImplementedError("the S3 backend arrives with the storage issue; use backend = 'local'")
 
 
 def motion_settings(cam: CameraConfig) -> MotionSettings:

@@ -32,7 +32,8 @@ MAX_TAG_VALUE = 256
 MAX_METADATA_BYTES = 2048  # S3's limit on user-defined metadata
 # S3 tag charset: letters, digits, spaces and + - = . _ : / @ (unicode letters/digits allowed).
 _TAG_RE = re.compile(r"^[\w\s+\-=.:/@]*$", re.UNICODE)
-_META_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# No "_": some S3 servers turn it into "-" and proxies (nginx) drop such headers.
+_META_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 class StoreError(Exception):
@@ -158,7 +159,7 @@ def validate_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     total = 0
     for name, value in metadata.items():
         if not isinstance(name, str) or not _META_KEY_RE.match(name):
-            raise StoreError(INVALID_ARGUMENT, f"metadata name must be lower-case [a-z0-9_-]: {name!r}")
+            raise StoreError(INVALID_ARGUMENT, f"metadata name must be lower-case [a-z0-9-]: {name!r}")
         if not isinstance(value, str) or not all(0x20 <= ord(ch) < 0x7F for ch in value):
             raise StoreError(INVALID_ARGUMENT, f"metadata value must be printable ASCII: {name}={value!r}")
         total += len(name) + len(value)
