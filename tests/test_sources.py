@@ -189,3 +189,24 @@ def test_backoff_grows_with_jitter_and_never_goes_below_floor():
     assert len(set(round(d, 6) for d in delays)) > 10
     b.reset()
     assert b.next_delay() == 1.0
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (640, 360), (1920, 1080), (704, 576)])
+def test_shrink_matches_area_average(size):
+    import cv2
+    from media import background
+
+    from edge_media.sources.frames import shrink
+
+    w, h = size
+    rng = np.random.default_rng(3)
+    exact = w % 320 == 0 and (w // 320) & (w // 320 - 1) == 0  # power-of-two factor: bit-exact box
+    img = rng.integers(0, 256, (h, w + 64), dtype=np.uint8) if exact else np.pad(
+        background(w, h, 3).astype(np.uint8), ((0, 0), (0, 64)))
+    img = img[:, :w]  # a padded view, like a decoded plane with line_size > width
+    tw, th = detect_size(w, h, 320)
+    fast = shrink(img, tw, th).astype(int)
+    ref = cv2.resize(np.ascontiguousarray(img), (tw, th), interpolation=cv2.INTER_AREA).astype(int)
+    assert fast.shape == ref.shape
+    assert np.abs(fast - ref).max() <= (1 if exact else 40)
+    assert np.abs(fast - ref).mean() < (0.5 if exact else 2.0)

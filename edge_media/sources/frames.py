@@ -1,8 +1,10 @@
 """Small gray detect frames from decoded video frames, without per-pixel Python.
 
 For planar YUV the luma plane *is* the gray image: we view it through numpy (no copy, minding
-``line_size`` padding) and let OpenCV's INTER_AREA shrink it. Measured on the hub this is several
-times cheaper than ``frame.reformat(w, h, "gray")`` (swscale), which costs as much as the decode.
+``line_size`` padding) and shrink it by repeated halving. Measured on one core at 720p -> 320x180:
+``frame.reformat(w, h, "gray")`` (swscale) ~1-4 ms, as much as the decode; ``cv2.resize(INTER_AREA)``
+on the padded view 0.48 ms; halving with INTER_LINEAR 0.04 ms. An exact 2x INTER_LINEAR step samples
+between pixel pairs, so it *is* a 2x2 box filter: the result is INTER_AREA's to within 1 LSB.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ def luma_view(frame: av.VideoFrame) -> np.ndarray:
     return buf.reshape(-1, plane.line_size)[: frame.height, : frame.width]
 
 
+def shrink(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Area-average ``img`` down to (w, h): exact 2x box steps, then one small INTER_AREA step."""
+    while img.shape[1] >= 2 * w and img.shape[0] >= 2 * h:
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    if img.shape[:2] != (h, w):
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return img
+
+
 def gray_small(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
     """HxW uint8 gray frame of ``size`` = (w, h), contiguous and owned (safe to queue)."""
     w, h = size
@@ -36,6 +47,6 @@ def gray_small(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
         y = luma_view(frame)
         if (frame.width, frame.height) == (w, h):
             return y.copy()
-        return cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
+        return shrink(y, w, h)
     # Rare formats (RGB webcams, 10-bit): let swscale do both conversion and scaling.
     return frame.reformat(width=w, height=h, format="gray").to_ndarray()
