@@ -43,7 +43,7 @@ class MotionSettings:
 
     @property
     def diff_threshold(self) -> float:
-        """Per-pixel threshold in normalised luma units (frames are mapped to std 40).
+        """Per-pixel threshold in normalised luma units (each frame is scaled to mean 110).
 
         25 at the default is ~6x the residual sensor noise after the blur, yet below the contrast of
         a person against a typical indoor or outdoor background."""
