@@ -1,0 +1,37 @@
+"""Append-only audit log (in the uploader database): deletions, erasures, exports, re-tags, drops."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from .db import Database
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    action: str  # delete | reconcile-delete | erase | export | retag | drop | restrict | unrestrict
+    key: str | None
+    owner: str | None
+    deadline: float | None
+    detail: str | None
+
+
+def record(conn: sqlite3.Connection, action: str, *, key: str | None = None, owner: str | None = None,
+           deadline: float | None = None, detail: str | None = None, at: float | None = None) -> None:
+    """Write one entry inside the caller's transaction (so it commits with what it describes)."""
+    conn.execute(
+        "INSERT INTO audit (at, action, key, owner, deadline, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        (time.time() if at is None else at, action, key, owner, deadline, detail),
+    )
+
+
+def entries(db: Database, *, action: str | None = None, owner: str | None = None) -> list[AuditEntry]:
+    sql, params = "SELECT at, action, key, owner, deadline, detail FROM audit WHERE 1=1", []
+    if action is not None:
+        sql, params = sql + " AND action = ?", [*params, action]
+    if owner is not None:
+        sql, params = sql + " AND owner = ?", [*params, owner]
+    return [AuditEntry(**dict(r)) for r in db.query(sql + " ORDER BY id", tuple(params))]

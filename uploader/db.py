@@ -1,0 +1,116 @@
+"""The uploader's durable state: one SQLite file (WAL), one schema, written in transactions.
+
+Outbox, clip index, audit log and camera restrictions share a database so that "uploaded" and
+"indexed" (or "erased" and "forgotten") commit in one transaction: a crash leaves either both or
+neither. ``synchronous=FULL`` because a lost commit here means a clip uploaded twice or a deadline
+forgotten; the write rate (a few rows per clip) makes the cost irrelevant.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id            INTEGER PRIMARY KEY,
+    clip_id       TEXT NOT NULL UNIQUE,
+    owner         TEXT NOT NULL,
+    camera_hash   TEXT NOT NULL,
+    kind          TEXT NOT NULL DEFAULT 'clip',
+    clip_path     TEXT NOT NULL,           -- local files (spool/ready)
+    sidecar_path  TEXT NOT NULL,
+    clip_key      TEXT NOT NULL,           -- deterministic object keys: retries are idempotent
+    sidecar_key   TEXT NOT NULL,
+    tags          TEXT NOT NULL,           -- JSON object
+    plan          TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    wall_end      TEXT NOT NULL,           -- ISO-8601 UTC; retention counts from here
+    retain_until  REAL NOT NULL,           -- epoch seconds
+    state         TEXT NOT NULL DEFAULT 'pending'
+                  CHECK (state IN ('pending', 'inflight', 'done', 'failed', 'dropped')),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  REAL NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    created       REAL NOT NULL,
+    updated       REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_ready ON outbox (state, next_attempt);
+
+CREATE TABLE IF NOT EXISTS objects (       -- the clip index: what the store holds, and until when
+    key           TEXT PRIMARY KEY,
+    clip_id       TEXT NOT NULL,
+    owner         TEXT NOT NULL,
+    camera_hash   TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    plan          TEXT NOT NULL,
+    wall_end      TEXT NOT NULL,
+    retain_until  REAL NOT NULL,
+    size          INTEGER NOT NULL,
+    sha256        TEXT,
+    local_path    TEXT,                    -- a local copy kept under local retention, else NULL
+    uploaded      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_due ON objects (retain_until);
+CREATE INDEX IF NOT EXISTS objects_owner ON objects (owner);
+CREATE INDEX IF NOT EXISTS objects_clip ON objects (clip_id);
+
+CREATE TABLE IF NOT EXISTS audit (         -- append-only: every deletion, erasure, export, re-tag
+    id            INTEGER PRIMARY KEY,
+    at            REAL NOT NULL,
+    action        TEXT NOT NULL,
+    key           TEXT,
+    owner         TEXT,
+    deadline      REAL,
+    detail        TEXT
+);
+
+CREATE TABLE IF NOT EXISTS restrictions (  -- cameras whose new clips are neither kept nor uploaded
+    camera_hash   TEXT PRIMARY KEY,
+    owner         TEXT NOT NULL,
+    since         REAL NOT NULL
+);
+"""
+
+
+class Database:
+    """A shared connection guarded by a lock; use :meth:`tx` for every read-modify-write."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(SCHEMA)
+        self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction (writers never deadlock on lock upgrades); rolls back on error."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
