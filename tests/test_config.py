@@ -61,7 +61,8 @@ def test_example_mentions_every_field(model: type[BaseModel]) -> None:
     # Keeps the documented example in step with the models.
     example = dump_example()
     for name in model.model_fields:
-        assert re.search(rf"^#? ?{name} = |^\[{name}\]|^\[\[{name}\]\]|^#? ?\[storage\.{name}\]", example, re.M), name
+        pattern = rf"^#? ?{name} = |^\[{name}[\].]|^\[\[{name}\]\]|^#? ?\[storage\.{name}\]"
+        assert re.search(pattern, example, re.M), name
 
 
 def test_every_field_is_described() -> None:
@@ -214,3 +215,15 @@ def test_plan_days_bounds(tmp_path: Path) -> None:
 
 def test_log_level_case_insensitive() -> None:
     assert parse_config('[service]\nlog_level = "debug"\n').service.log_level == "DEBUG"
+
+
+def test_owner_plans() -> None:
+    text = '[plans]\nbasic = 7\nplus = 30\n[owners.alice]\nplan = "plus"\n[owners.bob]\n'
+    config = parse_config(text)
+    assert config.plan_for("alice") == "plus"
+    assert config.plan_for("bob") == "basic" and config.plan_for("nobody") == "basic"
+
+
+def test_owner_with_unknown_plan_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"owners\.alice\.plan: unknown plan 'gold'"):
+        parse_config('[owners.alice]\nplan = "gold"\n', source="x.toml")

@@ -7,7 +7,7 @@ from .camera import CameraConfig
 from .events import EventsConfig
 from .loader import ConfigError, dump_example, load_config, parse_config
 from .recording import RecordingConfig
-from .root import Config
+from .root import Config, OwnerConfig
 from .service import ServiceConfig
 from .storage import S3Config, StorageConfig
 
@@ -16,6 +16,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "EventsConfig",
+    "OwnerConfig",
     "RecordingConfig",
     "S3Config",
     "ServiceConfig",

@@ -49,6 +49,10 @@ class CameraConfig(ConfigModel):
         pattern=r"^[a-z0-9_-]+$",
         description="Unique lower-case slug; appears in object keys, metrics and topics.",
     )
+    owner: str = Field(
+        default="owner", min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$",
+        description="Account that owns this camera's recordings (plan, export, erasure); a key of [owners].",
+    )
     record_url: str = Field(
         description="Main stream: file path, rtsp://, rtsps://, http(s):// or /dev/videoN. Demuxed only."
     )

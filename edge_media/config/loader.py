@@ -161,6 +161,7 @@ max_clip_s = 300.0                 # longer events are split (5..3600, > pre_rol
 spool_dir = ""                     # empty: <data_dir>/spool; relative paths are below data_dir
 spool_quota_bytes = 2147483648     # spool byte quota before eviction (>= 16 MiB)
 ring_max_bytes = 67108864          # per-camera pre-roll bound in bytes (>= 1 MiB)
+spool_full_policy = "drop-oldest"  # over quota: "drop-oldest" unsent clips, or "stop-recording"
 
 [events]
 min_motion_frames = 2              # motion must persist this many detect frames to start an event (1..50)
@@ -170,7 +171,11 @@ cooldown_s = 0.0                   # no new event for this long after one ended 
 [storage]
 backend = "local"                  # "local" or "s3"
 local_dir = ""                     # empty: <data_dir>/store
-plan = "basic"                     # the owner's service plan: a key of [plans]
+plan = "basic"                     # the default service plan: a key of [plans]
+keep_local_days = 0.0              # keep local copies of uploaded clips this long (0: delete after upload)
+sweep_interval_s = 60.0            # expired clips are deleted within this many seconds of their deadline
+reconcile_every = 60               # every N sweeps also list the bucket for expired objects (0: never)
+lifecycle_grace_days = 1           # S3 lifecycle backstop: expire this many days after the plan
 
 # Only used when backend = "s3"; endpoint and bucket are then required.
 # [storage.s3]
@@ -188,8 +193,12 @@ plan = "basic"                     # the owner's service plan: a key of [plans]
 basic = 7
 plus = 30
 
+[owners.owner]                     # owner id -> settings; owners not listed use storage.plan
+plan = "plus"
+
 [[cameras]]
 name = "front-door"                # unique lower-case slug: a-z 0-9 _ -
+owner = "owner"                    # whose recordings these are (plan, export, erasure)
 record_url = "rtsp://192.0.2.10/main"   # file path, rtsp://, rtsps://, http(s):// or /dev/videoN
 detect_url = "rtsp://192.0.2.10/sub"    # optional substream; empty: decode the record stream
 detect_width = 320                 # detect frame width (64..1280, even)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from ._base import ConfigModel, FieldCheckError
@@ -30,6 +32,10 @@ class RecordingConfig(ConfigModel):
     )
     spool_quota_bytes: int = Field(
         default=2 * 1024 * MIB, ge=16 * MIB, description="Byte quota of the spool before eviction."
+    )
+    spool_full_policy: Literal["drop-oldest", "stop-recording"] = Field(
+        default="drop-oldest",
+        description="When the spool is over quota: evict the oldest unsent clips, or record nothing new.",
     )
     ring_max_bytes: int = Field(
         default=64 * MIB, ge=1 * MIB, description="Per-camera bound on the pre-roll packet ring, in bytes."

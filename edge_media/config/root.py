@@ -23,6 +23,10 @@ def _default_plans() -> dict[str, int]:
     return {"basic": 7}
 
 
+class OwnerConfig(ConfigModel):
+    plan: str = Field(default="", description="This owner's service plan (a key of [plans]); empty: storage.plan.")
+
+
 class Config(ConfigModel):
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="Process-wide settings.")
     recording: RecordingConfig = Field(default_factory=RecordingConfig, description="Pre-roll, clips, spool.")
@@ -30,6 +34,9 @@ class Config(ConfigModel):
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Where clips are stored.")
     plans: dict[PlanName, RetentionDays] = Field(
         default_factory=_default_plans, description="Service plan name -> retention in days."
+    )
+    owners: dict[PlanName, OwnerConfig] = Field(
+        default_factory=dict, description="Owner id -> settings; owners not listed use storage.plan."
     )
     cameras: list[CameraConfig] = Field(
         default_factory=list, description="Cameras; may be empty (a hub can start with none)."
@@ -56,6 +63,19 @@ class Config(ConfigModel):
                 ("storage", "plan"), f"unknown plan {self.storage.plan!r} (plans defined: {known})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _owner_plans_known(self) -> Config:
+        for owner, settings in self.owners.items():
+            if settings.plan and settings.plan not in self.plans:
+                known = ", ".join(sorted(self.plans))
+                raise FieldCheckError(("owners", owner, "plan"), f"unknown plan {settings.plan!r} (plans: {known})")
+        return self
+
+    def plan_for(self, owner: str) -> str:
+        """The service plan that governs ``owner``'s recordings."""
+        settings = self.owners.get(owner)
+        return settings.plan if settings is not None and settings.plan else self.storage.plan
 
     @property
     def spool_path(self) -> Path:

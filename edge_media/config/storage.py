@@ -89,6 +89,20 @@ class StorageConfig(ConfigModel):
     )
     plan: str = Field(default="basic", min_length=1, description="The owner's service plan; a key of [plans].")
     s3: S3Config | None = Field(default=None, description="S3 settings; required when backend = 's3'.")
+    keep_local_days: float = Field(
+        default=0.0, ge=0, le=3650,
+        description="Keep a local copy of uploaded clips this long (0: delete once uploaded).",
+    )
+    sweep_interval_s: float = Field(
+        default=60.0, ge=1, le=86400, description="How often expired clips are deleted (seconds)."
+    )
+    reconcile_every: int = Field(
+        default=60, ge=0, le=100000,
+        description="Every N sweeps also list the bucket by tag for expired objects the index lost (0: never).",
+    )
+    lifecycle_grace_days: int = Field(
+        default=1, ge=0, le=30, description="S3 lifecycle backstop expires objects this many days after the plan."
+    )
 
     @model_validator(mode="after")
     def _s3_complete(self) -> StorageConfig:
