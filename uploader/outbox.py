@@ -1,0 +1,201 @@
+"""The durable outbox: finished clips waiting for the object store, one SQLite row per clip.
+
+States: ``pending`` (waiting, maybe until ``next_attempt``) -> ``inflight`` (claimed by the worker) -> ``done``
+(uploaded and indexed, in one transaction), or back to ``pending`` after a retryable error, or ``failed`` after a
+permanent one (parked until the next start-up, when the configuration may have been fixed). ``dropped`` is the
+spool quota's eviction. Every transition is one IMMEDIATE transaction, so a crash leaves a row in exactly one
+state; a row left ``inflight`` by a crash is put back by :meth:`Outbox.recover` and re-uploading it is harmless
+because object keys are deterministic and the worker skips objects the store already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+
+from . import audit, index
+from .db import Database
+from .index import IndexedObject
+
+STATES = ("pending", "inflight", "done", "failed", "dropped")
+# What the service may still upload (and must still count against the spool quota).
+OPEN_STATES = ("pending", "inflight", "failed")
+MAX_ERROR_CHARS = 500  # last_error is for people reading a status page, not a log archive
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One finished clip (its file and JSON sidecar) and where it goes. The last four fields are filled when
+    an item is read back from the database; callers enqueue with the defaults."""
+
+    clip_id: str
+    owner: str
+    camera_hash: str
+    clip_path: Path
+    sidecar_path: Path
+    clip_key: str
+    sidecar_key: str
+    tags: Mapping[str, str]
+    plan: str
+    size: int  # of the clip file, as the recorder wrote it
+    sha256: str  # hex, of the clip file
+    wall_end: str  # ISO-8601 UTC
+    retain_until: float  # epoch seconds
+    kind: str = "clip"
+    id: int | None = None
+    state: str = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+
+
+# Columns that map one-to-one onto OutboxItem fields (everything but the bookkeeping the item does not carry).
+_ITEM_COLUMNS = ", ".join(f.name for f in fields(OutboxItem))
+
+
+def _item(row: sqlite3.Row) -> OutboxItem:
+    values = dict(row)
+    values["clip_path"] = Path(values["clip_path"])
+    values["sidecar_path"] = Path(values["sidecar_path"])
+    values["tags"] = MappingProxyType(json.loads(values["tags"]))
+    return OutboxItem(**values)
+
+
+class Outbox:
+    """Thread-safe through :class:`Database`'s lock; ``clock`` stamps rows and decides what is due."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+
+    # -- the producer's side --------------------------------------------------------------------
+
+    def enqueue(self, item: OutboxItem) -> bool:
+        """Queue a clip exactly once: False (and nothing changes) when its clip id is already known, in any
+        state, so a start-up rescan of the spool can enqueue everything it finds."""
+        now = self.clock()
+        with self.db.tx() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO outbox (clip_id, owner, camera_hash, kind, clip_path, sidecar_path,"
+                " clip_key, sidecar_key, tags, plan, size, sha256, wall_end, retain_until, state, attempts,"
+                " next_attempt, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " 'pending', 0, 0, ?, ?)",
+                (item.clip_id, item.owner, item.camera_hash, item.kind, str(item.clip_path),
+                 str(item.sidecar_path), item.clip_key, item.sidecar_key, json.dumps(dict(item.tags), sort_keys=True),
+                 item.plan, item.size, item.sha256, item.wall_end, item.retain_until, now, now),
+            )  # fmt: skip
+            return cursor.rowcount == 1
+
+    def drop(self, clip_id: str, reason: str) -> OutboxItem | None:
+        """Spool-quota eviction: mark a waiting clip ``dropped`` and audit it; returns it (so the caller deletes
+        its files) or None when it is unknown or not droppable. An ``inflight`` clip is not dropped: the worker
+        is reading its files and will free the space itself in a moment."""
+        with self.db.tx() as conn:
+            row = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE clip_id = ?", (clip_id,)).fetchone()
+            if row is None or row["state"] not in ("pending", "failed"):
+                return None
+            now = self.clock()
+            conn.execute("UPDATE outbox SET state = 'dropped', last_error = ?, updated = ? WHERE id = ?",
+                         (reason[:MAX_ERROR_CHARS], now, row["id"]))  # fmt: skip
+            audit.record(conn, "drop", key=row["clip_key"], owner=row["owner"], deadline=row["retain_until"],
+                         detail=reason, at=now)  # fmt: skip
+        return _item(row)
+
+    # -- the worker's side ----------------------------------------------------------------------
+
+    def claim(self) -> OutboxItem | None:
+        """Take the due ``pending`` item that has waited longest (earliest ``next_attempt``, then oldest) and
+        mark it ``inflight``. Ordering by due time first means an item that keeps failing goes behind items
+        never tried, so one bad clip cannot hold the head of the queue."""
+        with self.db.tx() as conn:
+            row = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt <= ?"
+                " ORDER BY next_attempt, id LIMIT 1", (self.clock(),),
+            ).fetchone()  # fmt: skip
+            if row is None:
+                return None
+            conn.execute("UPDATE outbox SET state = 'inflight', attempts = attempts + 1, updated = ? WHERE id = ?",
+                         (self.clock(), row["id"]))  # fmt: skip
+        claimed = _item(row)
+        return replace(claimed, state="inflight", attempts=claimed.attempts + 1)
+
+    def mark_done(self, item: OutboxItem, objects: Sequence[IndexedObject]) -> bool:
+        """Mark uploaded and index the objects in ONE transaction: a crash leaves both or neither. Returns False
+        (and indexes nothing) when the row is no longer ``inflight`` — the owner's erasure removed it while it
+        was uploading — so the caller removes what it just put instead of resurrecting erased data."""
+        with self.db.tx() as conn:
+            cursor = conn.execute(
+                "UPDATE outbox SET state = 'done', last_error = NULL, updated = ?"
+                " WHERE clip_id = ? AND state = 'inflight'",
+                (self.clock(), item.clip_id),
+            )  # fmt: skip
+            if cursor.rowcount != 1:
+                return False
+            index.insert(conn, objects)
+        return True
+
+    def mark_retry(self, item: OutboxItem, error: str, delay_s: float) -> None:
+        """Back to ``pending``, due again after ``delay_s`` (the worker's backoff)."""
+        now = self.clock()
+        self._transition(item, "pending", error, next_attempt=now + max(0.0, delay_s))
+
+    def mark_failed(self, item: OutboxItem, error: str) -> None:
+        """Park after a permanent error; :meth:`recover` at the next start-up gives it another chance."""
+        self._transition(item, "failed", error, next_attempt=0.0)
+
+    def _transition(self, item: OutboxItem, state: str, error: str, *, next_attempt: float) -> None:
+        # Only from inflight: a row erased or dropped meanwhile stays as it is.
+        with self.db.tx() as conn:
+            conn.execute(
+                "UPDATE outbox SET state = ?, last_error = ?, next_attempt = ?, updated = ?"
+                " WHERE clip_id = ? AND state = 'inflight'",
+                (state, error[:MAX_ERROR_CHARS], next_attempt, self.clock(), item.clip_id),
+            )  # fmt: skip
+
+    def recover(self) -> int:
+        """Start-up: rows left ``inflight`` by a crash and rows parked ``failed`` (the configuration may have
+        been fixed since) become ``pending`` and due now. Returns how many rows changed."""
+        with self.db.tx() as conn:
+            cursor = conn.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt = 0, updated = ?"
+                " WHERE state IN ('inflight', 'failed')",
+                (self.clock(),),
+            )  # fmt: skip
+            return cursor.rowcount
+
+    # -- erasure ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def delete_for_owner(conn: sqlite3.Connection, owner: str) -> list[OutboxItem]:
+        """Inside the erasure's transaction: remove every row of ``owner`` (any state) and return them, so the
+        caller can delete their local files once the transaction commits."""
+        rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE owner = ? ORDER BY id", (owner,)).fetchall()
+        conn.execute("DELETE FROM outbox WHERE owner = ?", (owner,))
+        return [_item(r) for r in rows]
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def get(self, clip_id: str) -> OutboxItem | None:
+        rows = self.db.query(f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE clip_id = ?", (clip_id,))
+        return _item(rows[0]) if rows else None
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state, every state present (zero when empty)."""
+        counted = {r[0]: int(r[1]) for r in self.db.query("SELECT state, COUNT(*) FROM outbox GROUP BY state")}
+        return {state: counted.get(state, 0) for state in STATES}
+
+    def pending(self) -> list[OutboxItem]:
+        """Everything not yet uploaded nor dropped (pending, inflight, failed), oldest first: what still
+        occupies the spool, in eviction order."""
+        marks = ", ".join("?" for _ in OPEN_STATES)
+        rows = self.db.query(f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE state IN ({marks}) ORDER BY id", OPEN_STATES)
+        return [_item(r) for r in rows]
+
+    def next_due(self) -> float | None:
+        """The earliest ``next_attempt`` of a ``pending`` item (the worker sleeps until then), None if none."""
+        value = self.db.query("SELECT MIN(next_attempt) FROM outbox WHERE state = 'pending'")[0][0]
+        return None if value is None else float(value)
