@@ -32,6 +32,7 @@ from minio.commonconfig import Tags
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import check_bucket_name
+from minio.lifecycleconfig import LifecycleConfig
 from minio.time import from_http_header
 
 from .store import ACCESS_DENIED, BAD_DIGEST, DEFAULT_CONTENT_TYPE, INVALID_ARGUMENT, INVALID_KEY, INVALID_TAG
@@ -174,6 +175,16 @@ class S3Store(ObjectStore):
             errors += self._remove_batch(batch)
         return errors
 
+
+    def set_bucket_lifecycle(self, config: LifecycleConfig) -> None:
+        """Replace the bucket's lifecycle rules (S3 keeps one configuration per bucket, not a list to merge)."""
+        self._call(lambda: self._client.set_bucket_lifecycle(self.bucket, config))
+
+    def get_bucket_lifecycle(self) -> LifecycleConfig | None:
+        return self._call(lambda: self._client.get_bucket_lifecycle(self.bucket))
+
+    def delete_bucket_lifecycle(self) -> None:
+        self._call(lambda: self._client.delete_bucket_lifecycle(self.bucket))
 
     def stat_object(self, key: str) -> ObjectInfo:
         validate_key(key)

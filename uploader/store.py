@@ -12,6 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only S3 stores have lifecycle rules; LocalStore must not need minio to import
+    from minio.lifecycleconfig import LifecycleConfig
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -24,6 +28,7 @@ INVALID_TAG = "InvalidTag"
 INVALID_ARGUMENT = "InvalidArgument"  # e.g. bad user metadata
 BAD_DIGEST = "BadDigest"  # stored bytes no longer match their recorded checksum
 KEY_CONFLICT = "KeyConflict"  # LocalStore only: "a" and "a/b" cannot both be files
+NOT_IMPLEMENTED = "NotImplemented"  # the store lacks the feature (e.g. lifecycle rules on LocalStore)
 
 MAX_KEY_BYTES = 1024
 MAX_TAGS = 10
@@ -116,6 +121,20 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def set_tags(self, key: str, tags: Mapping[str, str]) -> None:
         """Replace (not merge) the object's tags."""
+
+    # Bucket lifecycle rules are an S3 backstop for retention (the sweeper is the prompt path); a store without
+    # them says so with a code the caller can catch instead of silently keeping objects forever.
+    def set_bucket_lifecycle(self, config: LifecycleConfig) -> None:
+        """Replace the bucket's lifecycle configuration."""
+        raise StoreError(NOT_IMPLEMENTED, f"{type(self).__name__} has no bucket lifecycle rules")
+
+    def get_bucket_lifecycle(self) -> LifecycleConfig | None:
+        """The bucket's lifecycle configuration, or None when it has none."""
+        raise StoreError(NOT_IMPLEMENTED, f"{type(self).__name__} has no bucket lifecycle rules")
+
+    def delete_bucket_lifecycle(self) -> None:
+        """Remove the bucket's lifecycle configuration (no error when it has none)."""
+        raise StoreError(NOT_IMPLEMENTED, f"{type(self).__name__} has no bucket lifecycle rules")
 
 
 def validate_key(key: str) -> str:
