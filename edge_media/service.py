@@ -1,36 +1,36 @@
-"""Process wiring: one reader thread per camera stream, one detect thread, one publisher.
-
-Start-up order: recover the spool, start the publisher (it re-queues clips left by a previous
-run), the detector, then the cameras. Shutdown is the reverse and is written once, in
-:meth:`Service.stop`: readers stop and finish their open clips, detection drains, the publisher
-uploads what it can in the time given.
-"""
+"""Process wiring: a reader thread per camera stream, one detect thread, the upload worker, the
+retention sweeper and a small control loop (restrictions, local retention)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from recorder import CameraRecorder, Spool
+from recorder import CameraRecorder
 from uploader import ObjectStore
+from uploader.outbox import Outbox
+from uploader.sweeper import RetentionSweeper
+from uploader.worker import UploadWorker
 
 from .batcher import DetectBatcher
 from .config import CameraConfig, Config
+from .context import HubContext
 from .detect import MotionDetector, MotionSettings
 from .events import EventTracker, TrackerSettings
-from .identity import load_or_create_secret
+from .housekeeping import SpoolQuota, expire_local_copies
 from .pipeline import CameraPipeline
-from .publish import ClipPublisher, PublishPolicy
+from .privacy import OwnerRights
+from .publish import ClipPublisher
 from .sources import DetectFrame, Disconnected, SourceError, SourceSpec, VideoSource
-from .storage import build_store
 
 log = logging.getLogger(__name__)
 
 # The ring holds more than the pre-roll: detection runs a little behind the packets, and the
 # clip must still find the keyframe before ``onset - pre_roll`` when the event is confirmed.
 RING_SLACK_S = 6.0
+CONTROL_INTERVAL_S = 2.0
 
 
 def motion_settings(cam: CameraConfig) -> MotionSettings:
@@ -96,18 +96,30 @@ class CameraWorker:
 
 
 class Service:
+    """Start-up order: recover the spool and the outbox, start the upload worker, the sweeper,
+    detection and finally the cameras. :meth:`stop` is the reverse, written once here."""
+
     def __init__(self, config: Config, *, store: ObjectStore | None = None,
                  detector: MotionDetector | None = None) -> None:
         self.config = config
         self.stop_event = threading.Event()
-        self.spool = Spool(config.spool_path)
-        self.store = store if store is not None else build_store(config)
+        self.ctx = HubContext.open(config, store=store)
+        self.store, self.spool = self.ctx.store, self.ctx.spool
         self.detector = detector if detector is not None else MotionDetector(threads=config.service.detect_threads)
         self.batcher = DetectBatcher(self.detector)
-        policy = PublishPolicy(secret=load_or_create_secret(Path(config.service.data_dir)),
-                               plan=config.storage.plan, plan_days=config.plans[config.storage.plan])
-        self.publisher = ClipPublisher(self.store, self.spool, policy)
+        st = config.storage
+        keep_local = st.keep_local_days > 0
+        self.outbox = Outbox(self.ctx.db)
+        self.uploader = UploadWorker(self.store, self.outbox, keep_local=keep_local)
+        self.quota = SpoolQuota(self.spool, self.outbox, self.ctx.db, quota_bytes=config.recording.spool_quota_bytes,
+                                policy=config.recording.spool_full_policy)
+        self.publisher = ClipPublisher(self.ctx, self.outbox, wake=self.uploader.wake,
+                                       after_enqueue=self.quota.enforce, keep_local=keep_local)
+        self.sweeper = RetentionSweeper(self.store, self.ctx.db, interval_s=st.sweep_interval_s,
+                                        reconcile_every=st.reconcile_every)
+        self.rights = OwnerRights(self.store, self.spool, self.ctx.db)
         self.workers = [self._worker(cam) for cam in config.cameras if cam.enabled]
+        self._control = threading.Thread(target=self._control_loop, name="control", daemon=True)
 
     def _worker(self, cam: CameraConfig) -> CameraWorker:
         rec = self.config.recording
@@ -119,17 +131,24 @@ class Service:
         tracker = EventTracker(cam.name, "motion", TrackerSettings(
             min_frames=ev.min_motion_frames, post_roll_s=rec.post_roll_s, max_clip_s=rec.max_clip_s,
             merge_gap_s=ev.merge_gap_s, cooldown_s=ev.cooldown_s))
-        pipe = CameraPipeline(cam.name, tracker, motion_settings(cam), recorder)
+        pipe = CameraPipeline(cam.name, tracker, motion_settings(cam), recorder,
+                              can_record=lambda: self.quota.recording_allowed)
         return CameraWorker(cam, pipe, self.batcher, self.stop_event)
 
     def start(self) -> None:
         recovered = self.spool.recover()
         if recovered:
             log.info("recovered %d clips from an unclean shutdown", len(recovered))
-        self.publisher.start()
+        self.outbox.recover()
+        self.publisher.requeue_spool()
+        self.quota.enforce()
+        self._apply_restrictions()
+        self.uploader.start()
+        self.sweeper.start()
         self.batcher.start()
         for w in self.workers:
             w.start()
+        self._control.start()
         log.info("edge-media running: %d cameras, store %s", len(self.workers), type(self.store).__name__)
 
     def wait(self, poll_s: float = 0.5) -> None:
@@ -146,10 +165,46 @@ class Service:
         finally:
             self.stop()
 
-    def stop(self) -> None:
+    def stop(self, upload_drain_s: float = 30.0) -> None:
+        """Cameras finish their clips, detection drains, then uploads get ``upload_drain_s`` to
+        catch up; whatever is left stays queued on disk for the next start."""
         self.stop_event.set()
         for w in self.workers:
             w.join(15)
         self.batcher.stop()
-        self.publisher.stop()
+        self._drain_uploads(upload_drain_s)
+        self.uploader.stop()
+        self.sweeper.stop()
+        self._control.join(5)
         log.info("edge-media stopped")
+
+    def close(self) -> None:
+        """Release the database (after :meth:`stop`; the state stays readable until then)."""
+        self.ctx.close()
+
+    def _drain_uploads(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.uploader.paused:
+            counts = self.outbox.counts()
+            due = self.outbox.next_due()
+            if counts["pending"] + counts["inflight"] == 0 or (due is not None and due > time.time() + 1):
+                return  # nothing left, or only items in backoff (the store is down)
+            self.uploader.wake()
+            time.sleep(0.05)
+
+    def _apply_restrictions(self) -> None:
+        restricted = self.rights.restricted()
+        for w in self.workers:
+            w.pipeline.request_restricted(self.ctx.camera_hash(w.cam.name) in restricted)
+
+    def _control_loop(self) -> None:
+        """Picks up restrictions made by `edge-media storage restrict` and expires local copies."""
+        ticks = 0
+        while not self.stop_event.wait(CONTROL_INTERVAL_S):
+            ticks += 1
+            try:
+                self._apply_restrictions()
+                if ticks % 30 == 0 and self.config.storage.keep_local_days > 0:
+                    expire_local_copies(self.ctx.db, keep_days=self.config.storage.keep_local_days)
+            except Exception:  # housekeeping must never take the service down
+                log.exception("control loop iteration failed")

@@ -156,19 +156,3 @@ def test_unreadable_camera_is_reported_and_others_keep_working(tmp_path, walk_vi
     assert [c[2]["camera"] for c in stored_clips(svc)] == ["porch"]
     errors = [r for r in caplog.records if "broken" in r.getMessage()]
     assert len(errors) == 1 and "cannot open" in errors[0].getMessage() and not errors[0].exc_info
-
-
-def test_clips_left_in_spool_are_published_on_next_start(tmp_path, walk_video):
-    config = make_config(tmp_path, [{"name": "porch", "url": walk_video}])
-    svc = Service(config)
-    svc.publisher.start = lambda: None  # the store is "unreachable" in this first run: nothing publishes
-    svc.start()
-    svc.wait()
-    svc.stop()
-    assert len(list((tmp_path / "data" / "spool" / "ready").glob("*.mp4"))) == 1
-    config2 = make_config(tmp_path, [])
-    svc2 = Service(config2)
-    svc2.start()
-    svc2.stop()
-    assert len(stored_clips(svc2)) == 1
-    assert not list((tmp_path / "data" / "spool" / "ready").glob("*.mp4"))
