@@ -1,0 +1,90 @@
+"""Spool quota: over quota, the configured policy is applied and logged — never a crash."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+
+from edge_media.housekeeping import SpoolQuota, expire_local_copies
+from recorder import Spool
+from uploader import audit
+from uploader.db import Database
+from uploader.index import IndexedObject, insert
+from uploader.outbox import Outbox, OutboxItem
+
+MB = 1 << 20
+
+
+def spool_clip(spool: Spool, outbox: Outbox, clip_id: str, size: int) -> OutboxItem:
+    data = bytes([len(clip_id)]) * size
+    clip, side = spool.clip_path(clip_id), spool.sidecar_path(clip_id)
+    clip.write_bytes(data)
+    side.write_text("{}")
+    item = OutboxItem(clip_id=clip_id, owner="o", camera_hash="h", clip_path=clip, sidecar_path=side,
+                      clip_key=f"clips/h/{clip_id}.mp4", sidecar_key=f"clips/h/{clip_id}.json", tags={},
+                      plan="basic", size=size, sha256=hashlib.sha256(data).hexdigest(),
+                      wall_end="2026-01-01T00:00:00Z", retain_until=0.0)
+    assert outbox.enqueue(item)
+    return item
+
+
+@pytest.fixture
+def parts(tmp_path: Path):
+    db = Database(tmp_path / "db.sqlite")
+    yield Spool(tmp_path / "spool"), Outbox(db), db
+    db.close()
+
+
+def test_drop_oldest_evicts_oldest_unsent_clips_until_under_quota(parts, caplog):
+    spool, outbox, db = parts
+    items = [spool_clip(spool, outbox, f"2026010{i}T000000Z-0000000{i}", 1 * MB) for i in range(1, 6)]
+    quota = SpoolQuota(spool, outbox, db, quota_bytes=int(3.5 * MB), policy="drop-oldest")
+    caplog.set_level(logging.WARNING)
+    quota.enforce()
+    assert spool.usage_bytes() <= 3.5 * MB
+    dropped = [i for i in items if outbox.get(i.clip_id).state == "dropped"]
+    assert [i.clip_id for i in dropped] == [items[0].clip_id, items[1].clip_id], "oldest first"
+    assert not items[0].clip_path.exists() and items[2].clip_path.exists()
+    assert len(audit.entries(db, action="drop")) == 2
+    assert any("dropped the 2 oldest" in r.getMessage() for r in caplog.records)
+    assert quota.recording_allowed
+
+
+def test_stop_recording_refuses_new_clips_until_spool_drains(parts, caplog):
+    spool, outbox, db = parts
+    items = [spool_clip(spool, outbox, f"2026010{i}T000000Z-0000000{i}", 1 * MB) for i in range(1, 5)]
+    quota = SpoolQuota(spool, outbox, db, quota_bytes=3 * MB, policy="stop-recording")
+    caplog.set_level(logging.WARNING)
+    quota.enforce()
+    quota.enforce()
+    assert not quota.recording_allowed
+    assert all(i.clip_path.exists() for i in items), "nothing deleted under stop-recording"
+    assert sum("stop-recording" in r.getMessage() for r in caplog.records) == 1, "logged once"
+    for i in items[:2]:  # two uploads finish and free their space
+        i.clip_path.unlink()
+    quota.enforce()
+    assert quota.recording_allowed
+
+
+def test_local_copies_of_uploaded_clips_go_first_and_expire(parts, tmp_path):
+    spool, outbox, db = parts
+    kept = spool.clip_path("20260101T000000Z-aaaaaaaa")
+    kept.write_bytes(b"k" * (2 * MB))
+    obj = IndexedObject(key="clips/h/kept.mp4", clip_id="x", owner="o", camera_hash="h", kind="clip", plan="basic",
+                        wall_end="2026-01-01T00:00:00Z", retain_until=9e9, size=2 * MB, sha256=None,
+                        local_path=str(kept), uploaded=1000.0)
+    with db.tx() as conn:
+        insert(conn, [obj])
+    unsent = spool_clip(spool, outbox, "20260102T000000Z-bbbbbbbb", 1 * MB)
+    SpoolQuota(spool, outbox, db, quota_bytes=int(1.5 * MB), policy="drop-oldest").enforce()
+    assert not kept.exists() and unsent.clip_path.exists(), "the copy already in the store went first"
+    assert db.query("SELECT local_path FROM objects")[0][0] is None
+
+    kept.write_bytes(b"k")
+    with db.tx() as conn:
+        conn.execute("UPDATE objects SET local_path = ?", (str(kept),))
+    assert expire_local_copies(db, keep_days=1, now=1000.0 + 3600) == 0
+    assert expire_local_copies(db, keep_days=1, now=1000.0 + 86401) == 1 and not kept.exists()
