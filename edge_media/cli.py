@@ -10,7 +10,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from uploader import StoreError
+
+from .cli_storage import add_storage_parser
 from .config import ConfigError, load_config
+from .storage import StorageConfigError
 
 log = logging.getLogger("edge_media")
 
@@ -83,7 +87,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import print_demo, run_demo
 
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="edge-media-demo-"))
-    result = run_demo(workdir)
+    result = run_demo(workdir, s3=args.s3)
     print_demo(result)
     return 0 if result.clips else 1
 
@@ -105,10 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_analyze)
     d = sub.add_parser("demo", help="generate a sample clip and run the whole pipeline on it")
     d.add_argument("--dir", help="work directory (default: a new temp dir)")
+    d.add_argument("--s3", action="store_true", help="store into a local moto S3 server the demo starts")
     d.set_defaults(func=cmd_demo)
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("file", type=Path)
     c.set_defaults(func=cmd_check_config)
+    add_storage_parser(sub)
     return p
 
 
@@ -121,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except (StoreError, StorageConfigError) as exc:
+        print(f"storage error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

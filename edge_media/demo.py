@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,9 @@ pre_roll_s = 3.0
 post_roll_s = 3.0
 
 [storage]
-backend = "local"
+backend = "{backend}"
 plan = "basic"
+{s3}
 
 [plans]
 basic = 7
@@ -42,35 +44,63 @@ detect_fps = 5.0
 """
 
 
+S3_TABLE = """
+[storage.s3]
+endpoint = "{endpoint}"
+bucket = "edge-media-demo"
+access_key_env = "EDGE_MEDIA_DEMO_ACCESS_KEY"
+secret_key_env = "EDGE_MEDIA_DEMO_SECRET_KEY"
+"""
+
+
 @dataclass
 class DemoResult:
     video: Path
     config: Path
-    store: Path
+    store: str
     clips: list[dict]
 
 
-def run_demo(workdir: Path) -> DemoResult:
+def run_demo(workdir: Path, *, s3: bool = False) -> DemoResult:
+    """Generate the sample, run the service on it; with ``s3`` against a moto server it starts."""
     workdir.mkdir(parents=True, exist_ok=True)
     video = make_video(workdir / "sample.mp4", DEMO_SPEC)
+    if not s3:
+        return _run(workdir, video, "local", "")
+    try:
+        from .devserver import MotoServer
+    except ImportError as exc:  # moto is not a runtime dependency
+        raise SystemExit(f"`demo --s3` needs moto: pip install 'edge-media[demo-s3]' ({exc})") from None
+    server = MotoServer().start()
+    try:
+        os.environ["EDGE_MEDIA_DEMO_ACCESS_KEY"] = server.info.access_key
+        os.environ["EDGE_MEDIA_DEMO_SECRET_KEY"] = server.info.secret_key
+        return _run(workdir, video, "s3", S3_TABLE.format(endpoint=server.endpoint))
+    finally:
+        server.close()
+
+
+def _run(workdir: Path, video: Path, backend: str, s3_table: str) -> DemoResult:
     cfg_path = workdir / "edge-media.toml"
-    cfg_path.write_text(DEMO_CONFIG.format(data=workdir / "data", video=video))
+    cfg_path.write_text(DEMO_CONFIG.format(data=workdir / "data", video=video, backend=backend, s3=s3_table))
     config = load_config(cfg_path)
     service = Service(config)
     service.run()
+    where = str(config.store_path) if backend == "local" else f"s3://edge-media-demo at {config.storage.s3.endpoint}"
     clips = []
     for info in service.store.list_objects("clips/", with_tags=True):
         if info.key.endswith(".mp4"):
             sidecar = json.loads(service.store.get_object(info.key[:-4] + ".json"))
             clips.append({"key": info.key, "size": info.size, "tags": dict(info.tags or {}), "sidecar": sidecar})
-    return DemoResult(video, cfg_path, config.store_path, clips)
+    service.close()
+    return DemoResult(video, cfg_path, where, clips)
 
 
 def print_demo(result: DemoResult) -> None:
     print(f"sample video : {result.video}  (object moves {MOTION_WINDOW[0]:.0f}-{MOTION_WINDOW[1]:.0f} s, "
           "lights switch on at 15 s)")
     print(f"config       : {result.config}")
-    print(f"local store  : {result.store}")
+    print(f"store        : {result.store}")
     print(f"clips stored : {len(result.clips)}")
     for c in result.clips:
         sc = c["sidecar"]
@@ -79,4 +109,5 @@ def print_demo(result: DemoResult) -> None:
         print(f"    {c['size']} bytes, stream {sc['stream_start']:.2f}-{sc['stream_end']:.2f} s "
               f"({sc['duration_s']:.1f} s), codecs {sc['video_codec']}/{sc['audio_codec']}")
         print(f"    events: {spans}; retain-until {c['tags'].get('retain-until')} (plan {c['tags'].get('plan')})")
-        print(f"    file: {result.store / 'objects' / c['key']}")
+        if not result.store.startswith("s3://"):
+            print(f"    file: {Path(result.store) / 'objects' / c['key']}")

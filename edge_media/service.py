@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from recorder import CameraRecorder
-from uploader import ObjectStore
+from uploader import ObjectStore, StoreError
 from uploader.outbox import Outbox
 from uploader.sweeper import RetentionSweeper
 from uploader.worker import UploadWorker
@@ -21,6 +21,7 @@ from .detect import MotionDetector, MotionSettings
 from .events import EventTracker, TrackerSettings
 from .housekeeping import SpoolQuota, expire_local_copies
 from .pipeline import CameraPipeline
+from .plans import sync_plans
 from .privacy import OwnerRights
 from .publish import ClipPublisher
 from .sources import DetectFrame, Disconnected, SourceError, SourceSpec, VideoSource
@@ -140,6 +141,7 @@ class Service:
         if recovered:
             log.info("recovered %d clips from an unclean shutdown", len(recovered))
         self.outbox.recover()
+        self._sync_plans()
         self.publisher.requeue_spool()
         self.quota.enforce()
         self._apply_restrictions()
@@ -191,6 +193,12 @@ class Service:
                 return  # nothing left, or only items in backoff (the store is down)
             self.uploader.wake()
             time.sleep(0.05)
+
+    def _sync_plans(self) -> None:
+        try:
+            sync_plans(self.ctx)
+        except StoreError as exc:  # the store may be down at boot; the next start tries again
+            log.warning("could not re-tag clips after a plan change (%s); will retry at next start", exc)
 
     def _apply_restrictions(self) -> None:
         restricted = self.rights.restricted()

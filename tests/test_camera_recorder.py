@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recorder import CameraRecorder, ClipEvent, ClipSidecar, Spool
-from media import WALL0, demux, read_clip
+from media import demux, read_clip
 
 
 class Clips:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import av
 import pytest
 
 from media import WALL0, demux, make_source, read_clip

@@ -84,7 +84,7 @@ def test_s3_from_credentials_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ('access_key = "AKID"\n', "lacks secret_key"),
         (f"{SECRET}\n", "line 1: expected name = value"),
         (f"access_key = AKID\nsecret = {SECRET}\n", "line 2: unknown name"),
-        (f'access_key = "AKID"\nsecret_key = ""\n', "lacks secret_key"),
+        ('access_key = "AKID"\nsecret_key = ""\n', "lacks secret_key"),
     ],
 )
 def test_bad_credentials_file_never_prints_the_secret(tmp_path: Path, content: str, expected: str) -> None:
