@@ -158,8 +158,10 @@ def test_keep_local_keeps_the_files_and_records_their_path(
 def test_works_on_the_local_directory_store(outbox: Outbox, tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "objects")
     item = make_item(tmp_path / "spool", "c1")
-    store.put_object(item.clip_key, item.clip_path)  # as if a crashed run had put it
     outbox.enqueue(item)
+    outbox.claim()  # a run took it, put the clip, and crashed before marking it done
+    store.put_object(item.clip_key, item.clip_path)
+    outbox.recover()
     counting = CountingStore(store)
     assert UploadWorker(counting, outbox, **FAST).run_once() and counting.calls["put_object"] == 1
     assert keys_in(store) == [item.sidecar_key, item.clip_key] and outbox.get("c1").state == "done"

@@ -356,14 +356,18 @@ def _http_client(connect_timeout: float, read_timeout: float) -> urllib3.PoolMan
 
 
 def _digest(src: BinaryIO, part_size: int) -> _Digest:
-    """md5, sha256 and the multipart ETag (md5 of the parts' md5s, "-N") in one pass."""
+    """md5, sha256 and the multipart ETag (md5 of the parts' md5s, "-N") in one pass. The per-part md5s
+    are only computed when the file is large enough to go multipart (a third hash pass otherwise)."""
+    total = src.seek(0, io.SEEK_END)
+    src.seek(0)
     md5, sha = hashlib.md5(), hashlib.sha256()
+    multipart = total > part_size
     part, in_part, part_md5s, size = hashlib.md5(), 0, [], 0
     while chunk := src.read(CHUNK):
         md5.update(chunk)
         sha.update(chunk)
         size += len(chunk)
-        view = memoryview(chunk)
+        view = memoryview(chunk) if multipart else memoryview(b"")
         while view:
             take = min(len(view), part_size - in_part)
             part.update(view[:take])
@@ -373,8 +377,9 @@ def _digest(src: BinaryIO, part_size: int) -> _Digest:
                 part, in_part = hashlib.md5(), 0
     if in_part:
         part_md5s.append(part.digest())
-    multipart = f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
-    return _Digest(size=size, md5=md5.hexdigest(), sha256=sha.hexdigest(), multipart_etag=multipart)
+    whole = md5.hexdigest()
+    etag = f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}" if multipart else whole
+    return _Digest(size=size, md5=whole, sha256=sha.hexdigest(), multipart_etag=etag)
 
 
 def _to_tags(tags: Mapping[str, str]) -> Tags | None:

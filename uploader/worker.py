@@ -174,7 +174,11 @@ class UploadWorker:
     def _ensure_uploaded(self, item: OutboxItem, part: _Part) -> IndexedObject:
         """The object at ``part.key`` holding the local file's bytes: found by stat, else PUT."""
         try:
-            stored = self._stat(part.key)
+            # Keys are deterministic per clip, so on a first attempt nothing of ours can be there yet;
+            # the stat (a round trip per object) is only needed when an earlier attempt may have put it
+            # (or the local file is gone and the store is the only place left to look).
+            maybe_there = item.attempts > 1 or not part.path.exists()
+            stored = self._stat(part.key) if maybe_there else None
             if not part.path.exists():
                 if stored is None:
                     raise _LocalFileMissing(str(part.path))
