@@ -63,6 +63,8 @@ class CameraPipeline:
                 self.recorder.set_streams(ev.streams)
         elif isinstance(ev, Disconnected):
             self._finish(ev.time)
+            if self.recorder is not None:
+                self.recorder.set_streams({})  # the streams die with the connection: no clip may use them
         return None
 
     def finish(self) -> None:

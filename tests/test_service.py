@@ -156,3 +156,14 @@ def test_unreadable_camera_is_reported_and_others_keep_working(tmp_path, walk_vi
     assert [c[2]["camera"] for c in stored_clips(svc)] == ["porch"]
     errors = [r for r in caplog.records if "broken" in r.getMessage()]
     assert len(errors) == 1 and "cannot open" in errors[0].getMessage() and not errors[0].exc_info
+
+
+def test_event_confirmed_at_end_of_file_does_not_touch_closed_streams(tmp_path):
+    """Regression (segfault): motion confirmed by the last detections of a file queued a clip start
+    that ran after the container was closed, copying codec parameters from freed streams."""
+    spec = VideoSpec(duration_s=4, fps=FPS, gop=GOP, boxes=[MovingBox(3.4, 4.0)])
+    video = make_video(tmp_path / "late.mp4", spec)
+    for _ in range(5):
+        svc = run_to_end(make_config(tmp_path, [{"name": "late", "url": video}]))
+        svc.close()
+    assert len(stored_clips(svc)) == 5

@@ -162,12 +162,15 @@ class VideoSource:
             session = _Session(time_offset=next_offset, wall0=time.time())
             reason = "end of stream"
             try:
-                yield from self._read(container, session)
-            except (av.FFmpegError, OSError) as exc:
-                reason = f"stream error: {exc}"
+                try:
+                    yield from self._read(container, session)
+                except (av.FFmpegError, OSError) as exc:
+                    reason = f"stream error: {exc}"
+                # Announced while the container is still open: consumers finish clips whose
+                # muxers copy codec parameters from these streams (a closed one would crash).
+                yield Disconnected(reason=reason, time=session.last_time)
             finally:
                 container.close()
-            yield Disconnected(reason=reason, time=session.last_time)
             # Keep time monotonic: the next session starts where this one ended (plus a frame).
             next_offset = session.last_time + 0.1
             if not self.spec.is_live and not self.spec.loop:
