@@ -111,13 +111,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "state" / "uploader.db")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def outbox(db: Database) -> Outbox:
     return Outbox(db)
 
