@@ -1,0 +1,177 @@
+"""Audio windows' scores -> events (pure logic), and the detector that chains window -> model -> logic.
+
+Per label, a Schmitt trigger with a minimum duration:
+- a run begins at the first window scoring >= threshold and continues while windows score
+  >= threshold - hysteresis (a fading alarm does not flicker on and off);
+- the event starts once the run has been heard for ``min_duration_s`` (n windows x hop), and its
+  start is the first window of the run (the true onset, so pre-roll is measured from there);
+- it ends when nothing was heard for ``end_after_s``; its ``end`` is last heard + end_after_s,
+  as the motion tracker's end is last seen + post-roll. Silent windows (model skipped) count as
+  not heard. ``background``/``speech`` outputs are never events.
+Events are :class:`AudioEvent` s, a subclass of the motion tracker's ``Event`` that also carries
+the model version, inside the same ``Transition`` s, so the pipeline treats both alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from edge_media.events.tracker import Event, Transition
+
+from .labels import NON_EVENT_LABELS
+from .windows import AudioWindower
+
+DEFAULT_HOP_S = 7800 / 16000  # the windower's default hop
+_EPS = 1e-9  # window times are exact multiples of the hop; this only absorbs float rounding
+
+
+@dataclass(frozen=True, slots=True)
+class AudioEvent(Event):
+    model_version: str = ""
+
+
+@dataclass(slots=True)
+class _LabelState:
+    threshold: float
+    min_duration_s: float
+    run_start: float | None = None  # first window of the current run (not yet an event)
+    run_last: float = 0.0
+    run_peak: float = 0.0
+    active: AudioEvent | None = None
+
+
+class AudioEventLogic:
+    """Feeds per-window scores (in ``labels`` order) and returns start/end transitions."""
+
+    def __init__(self, source: str, labels: Sequence[str], thresholds: Mapping[str, float], *,
+                 min_duration_s: Mapping[str, float] | float = 0.5, hysteresis: float = 0.1,
+                 end_after_s: float = 3.0, max_event_s: float | None = 300.0,
+                 hop_s: float = DEFAULT_HOP_S, model_version: str = "") -> None:
+        if hysteresis < 0 or end_after_s <= 0 or hop_s <= 0:
+            raise ValueError("hysteresis must be >= 0, end_after_s and hop_s > 0")
+        self.source, self.labels = source, tuple(labels)
+        self.hysteresis, self.end_after_s, self.hop_s = hysteresis, end_after_s, hop_s
+        self.max_event_s, self.model_version = max_event_s, model_version
+        self._states: dict[int, tuple[str, _LabelState]] = {}
+        for col, label in enumerate(self.labels):
+            if label in NON_EVENT_LABELS:
+                continue
+            if label not in thresholds:
+                raise ValueError(f"no threshold for audio label {label!r}")
+            dur = min_duration_s.get(label, 0.5) if isinstance(min_duration_s, Mapping) else min_duration_s
+            self._states[col] = (label, _LabelState(float(thresholds[label]), float(dur)))
+
+    @property
+    def active(self) -> dict[str, AudioEvent]:
+        return {label: st.active for label, st in self._states.values() if st.active is not None}
+
+    def update(self, window_time: float, scores: Sequence[float] | np.ndarray | None
+               ) -> list[Transition]:
+        """One window at ``window_time`` (its start); ``scores=None`` for a silent window."""
+        if scores is not None and len(scores) != len(self.labels):
+            raise ValueError(f"expected {len(self.labels)} scores, got {len(scores)}")
+        out: list[Transition] = []
+        for col, (label, st) in self._states.items():
+            score = 0.0 if scores is None else float(scores[col])
+            out += self._step(label, st, window_time, score)
+        return out
+
+    def flush(self, t: float) -> list[Transition]:
+        """End every open event at ``t`` at the latest (disconnect, shutdown)."""
+        out = []
+        for _, st in self._states.values():
+            st.run_start = None
+            if st.active is not None:
+                out.append(self._end(st, min(t, st.active.last_seen + self.end_after_s)))
+        return out
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _step(self, label: str, st: _LabelState, t: float, score: float) -> list[Transition]:
+        if st.active is None:
+            return self._idle_step(label, st, t, score)
+        ev = st.active
+        heard = score >= st.threshold - self.hysteresis
+        if heard:
+            ev = st.active = replace(ev, last_seen=t, score=max(ev.score, score))
+        if self.max_event_s is not None and t - ev.start >= self.max_event_s:
+            return self._split(st, t)
+        if not heard and t - ev.last_seen >= self.end_after_s - _EPS:
+            return [self._end(st, ev.last_seen + self.end_after_s)]
+        return []
+
+    def _idle_step(self, label: str, st: _LabelState, t: float, score: float) -> list[Transition]:
+        in_run = st.run_start is not None and t - st.run_last <= 1.5 * self.hop_s
+        if score < (st.threshold - self.hysteresis if in_run else st.threshold):
+            st.run_start = None
+            return []
+        if not in_run:  # a new run, or one broken by a gap in window times (discontinuity)
+            st.run_start, st.run_peak = t, score
+        st.run_last, st.run_peak = t, max(st.run_peak, score)
+        assert st.run_start is not None
+        if t - st.run_start + self.hop_s < st.min_duration_s - _EPS:
+            return []
+        st.active = AudioEvent(self.source, label, st.run_start, t, st.run_peak,
+                               model_version=self.model_version)
+        st.run_start = None
+        return [Transition("start", st.active)]
+
+    def _split(self, st: _LabelState, t: float) -> list[Transition]:
+        """Cut a very long event (a smoke alarm ringing for an hour) into bounded clips."""
+        ev = st.active
+        assert ev is not None and self.max_event_s is not None
+        out = [self._end(st, min(t, ev.start + self.max_event_s))]
+        if t - ev.last_seen < self.end_after_s:  # still sounding: continue without a gap
+            st.active = replace(ev, start=t, end=None, continued=True)
+            out.append(Transition("start", st.active))
+        return out
+
+    def _end(self, st: _LabelState, end: float) -> Transition:
+        assert st.active is not None
+        done = replace(st.active, end=max(end, st.active.start))
+        st.active = None
+        return Transition("end", done)
+
+
+class ScoresModel(Protocol):
+    labels: tuple[str, ...]
+
+    def predict(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WindowResult:
+    time: float  # window start, stream seconds
+    rms_dbfs: float
+    silent: bool
+    scores: np.ndarray | None  # [len(labels)]; None where the gate skipped the model
+    transitions: tuple[Transition, ...]
+
+
+class AudioDetector:
+    """Blocks in, per-window results out: windower -> model (loud windows only, one batch per
+    block) -> event logic. One per audio source; the model may be shared between sources."""
+
+    def __init__(self, model: ScoresModel, logic: AudioEventLogic, windower: AudioWindower) -> None:
+        if tuple(model.labels) != logic.labels:
+            raise ValueError(f"logic labels {logic.labels} differ from model labels {model.labels}")
+        self.model, self.logic, self.windower = model, logic, windower
+
+    def push(self, block: np.ndarray, start_time: float) -> list[WindowResult]:
+        windows = self.windower.push(block, start_time)
+        loud = [w for w in windows if not w.silent]
+        # Silence never reaches the model: it is the gate that keeps a quiet house nearly free.
+        scores = iter(self.model.predict(np.stack([w.samples for w in loud])) if loud else ())
+        out = []
+        for w in windows:
+            s = None if w.silent else next(scores)
+            out.append(WindowResult(w.time, w.rms_dbfs, w.silent, s, tuple(self.logic.update(w.time, s))))
+        return out
+
+    def flush(self, t: float) -> list[Transition]:
+        self.windower.reset()
+        return self.logic.flush(t)
