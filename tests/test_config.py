@@ -9,10 +9,12 @@ import pytest
 from pydantic import BaseModel
 
 from edge_media.config import (
+    AudioConfig,
     CameraConfig,
     Config,
     ConfigError,
     EventsConfig,
+    MicrophoneConfig,
     RecordingConfig,
     S3Config,
     ServiceConfig,
@@ -55,7 +57,8 @@ def test_example_loads_and_resolves_paths(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [ServiceConfig, RecordingConfig, EventsConfig, StorageConfig, S3Config, CameraConfig, Config]
+    "model", [ServiceConfig, RecordingConfig, EventsConfig, StorageConfig, S3Config, CameraConfig, AudioConfig,
+              MicrophoneConfig, Config]
 )
 def test_example_mentions_every_field(model: type[BaseModel]) -> None:
     # Keeps the documented example in step with the models.
@@ -66,7 +69,8 @@ def test_example_mentions_every_field(model: type[BaseModel]) -> None:
 
 
 def test_every_field_is_described() -> None:
-    for model in (ServiceConfig, RecordingConfig, EventsConfig, StorageConfig, S3Config, CameraConfig, Config):
+    for model in (ServiceConfig, RecordingConfig, EventsConfig, StorageConfig, S3Config, CameraConfig, AudioConfig,
+                  MicrophoneConfig, Config):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name}"
 
@@ -227,3 +231,13 @@ def test_owner_plans() -> None:
 def test_owner_with_unknown_plan_is_named() -> None:
     with pytest.raises(ConfigError, match=r"owners\.alice\.plan: unknown plan 'gold'"):
         parse_config('[owners.alice]\nplan = "gold"\n', source="x.toml")
+
+
+def test_microphone_pairing_names_the_field() -> None:
+    cams = '[[cameras]]\nname = "door"\nrecord_url = "a.mp4"\n'
+    with pytest.raises(ConfigError, match=r"microphones\[0\]\.camera: no camera named 'gate'"):
+        parse_config(cams + '[[microphones]]\nname = "mic"\ncamera = "gate"\n')
+    with pytest.raises(ConfigError, match=r"microphones\[0\]\.name: duplicate source name 'door'"):
+        parse_config(cams + '[[microphones]]\nname = "door"\n')
+    config = parse_config(cams + '[[microphones]]\nname = "mic"\ncamera = "door"\n')
+    assert config.microphones[0].camera == "door" and config.audio.end_after_s == 3.0

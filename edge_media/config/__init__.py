@@ -3,6 +3,7 @@
 ``load_config(path)`` is the entry point; it raises ``ConfigError`` whose ``str()`` is the operator's message.
 """
 
+from .audio import AudioConfig, MicrophoneConfig
 from .camera import CameraConfig
 from .events import EventsConfig
 from .loader import ConfigError, dump_example, load_config, parse_config
@@ -12,6 +13,8 @@ from .service import ServiceConfig
 from .storage import S3Config, StorageConfig
 
 __all__ = [
+    "AudioConfig",
+    "MicrophoneConfig",
     "CameraConfig",
     "Config",
     "ConfigError",

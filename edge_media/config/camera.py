@@ -68,6 +68,9 @@ class CameraConfig(ConfigModel):
         default_factory=list,
         description="Polygons to IGNORE, as [x, y] points normalised to 0..1, at least 3 points each.",
     )
+    audio_events: bool = Field(
+        default=True, description="Detect audio events on this camera's audio track (when it has one)."
+    )
     enabled: bool = Field(default=True, description="A disabled camera is neither opened nor recorded.")
     realtime: bool = Field(default=False, description="Pace file sources at real time (files only).")
     loop: bool = Field(default=False, description="Replay file sources forever (files only, for testing).")

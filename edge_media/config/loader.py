@@ -193,6 +193,25 @@ lifecycle_grace_days = 1           # S3 lifecycle backstop: expire this many day
 basic = 7
 plus = 30
 
+[audio]                            # audio events on camera audio tracks and microphones
+enabled = true
+# model = "/etc/edge-media/yamnet.onnx"         # a YAMNet-style ONNX instead of the shipped model
+# class_map = "/etc/edge-media/yamnet_class_map.csv"
+hop_s = 0.4875                     # seconds between window starts
+silence_dbfs = -60.0               # quieter windows skip inference
+min_duration_s = 0.5               # heard this long to start an event
+hysteresis = 0.1                   # an event stays on down to threshold - hysteresis
+end_after_s = 3.0                  # ended after this long not heard
+thresholds = { smoke_co_alarm = 0.5 }   # per-label overrides of the model's thresholds
+
+[[microphones]]
+name = "hall-mic"                  # unique slug (not a camera's name)
+device = ""                        # sounddevice name or index; empty: default input
+block_ms = 100
+camera = "front-door"              # paired camera records on an audio event; empty: audio-only clips
+owner = "owner"
+enabled = false
+
 [owners.owner]                     # owner id -> settings; owners not listed use storage.plan
 plan = "plus"
 
@@ -206,6 +225,7 @@ detect_fps = 5.0                   # detect frames per second (0.5..30)
 sensitivity = 0.5                  # 0..1, higher is more sensitive
 # polygons to IGNORE, [x, y] normalised to 0..1, at least 3 points each (here: a tree top left)
 motion_masks = [ [[0.0, 0.0], [0.3, 0.0], [0.3, 0.2], [0.0, 0.2]] ]
+audio_events = true                # detect audio events on this camera's audio track
 enabled = true
 
 [[cameras]]

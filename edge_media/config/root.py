@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from ._base import ConfigModel, FieldCheckError
+from .audio import AudioConfig, MicrophoneConfig
 from .camera import CameraConfig
 from .events import EventsConfig
 from .recording import RecordingConfig
@@ -38,6 +39,10 @@ class Config(ConfigModel):
     owners: dict[PlanName, OwnerConfig] = Field(
         default_factory=dict, description="Owner id -> settings; owners not listed use storage.plan."
     )
+    audio: AudioConfig = Field(default_factory=AudioConfig, description="Audio-event detection.")
+    microphones: list[MicrophoneConfig] = Field(
+        default_factory=list, description="Local microphones (sounddevice); may be empty."
+    )
     cameras: list[CameraConfig] = Field(
         default_factory=list, description="Cameras; may be empty (a hub can start with none)."
     )
@@ -62,6 +67,18 @@ class Config(ConfigModel):
             raise FieldCheckError(
                 ("storage", "plan"), f"unknown plan {self.storage.plan!r} (plans defined: {known})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _microphones_valid(self) -> Config:
+        cameras = {c.name for c in self.cameras}
+        seen: set[str] = set()
+        for index, mic in enumerate(self.microphones):
+            if mic.name in seen or mic.name in cameras:
+                raise FieldCheckError(("microphones", index, "name"), f"duplicate source name {mic.name!r}")
+            seen.add(mic.name)
+            if mic.camera and mic.camera not in cameras:
+                raise FieldCheckError(("microphones", index, "camera"), f"no camera named {mic.camera!r}")
         return self
 
     @model_validator(mode="after")

@@ -1,0 +1,44 @@
+"""``[audio]`` and ``[[microphones]]``: audio events from camera tracks and local microphones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from ._base import ConfigModel
+
+class AudioConfig(ConfigModel):
+    enabled: bool = Field(default=True, description="Detect audio events (camera audio tracks and microphones).")
+    model: Path | None = Field(
+        default=None, strict=False,
+        description="A YAMNet-style ONNX (waveform -> 521 AudioSet scores) to use instead of the shipped model.",
+    )
+    class_map: Path | None = Field(
+        default=None, strict=False, description="The class-map CSV (index,mid,display_name) for `model`."
+    )
+    hop_s: float = Field(default=0.4875, ge=0.1, le=2.0, description="Seconds between window starts.")
+    silence_dbfs: float = Field(
+        default=-60.0, ge=-120, le=0, description="Windows quieter than this skip inference entirely."
+    )
+    min_duration_s: float = Field(
+        default=0.5, ge=0, le=30, description="A label must be heard this long to start an event."
+    )
+    hysteresis: float = Field(default=0.1, ge=0, le=0.5, description="An event stays on down to threshold - this.")
+    end_after_s: float = Field(default=3.0, ge=0.5, le=120, description="An event ends after this long not heard.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per-label score thresholds overriding the model's (0..1)."
+    )
+
+
+class MicrophoneConfig(ConfigModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$",
+                      description="Unique lower-case slug of this microphone.")
+    device: str = Field(default="", description="sounddevice input device name or index; empty: the default input.")
+    block_ms: int = Field(default=100, ge=10, le=1000, description="Capture block length in milliseconds.")
+    camera: str = Field(
+        default="", description="Paired camera: an audio event records its clip. Empty: audio-only clips."
+    )
+    owner: str = Field(default="owner", min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$",
+                       description="Owner of this microphone's recordings (unpaired microphones).")
+    enabled: bool = Field(default=True, description="A disabled microphone is not opened.")
