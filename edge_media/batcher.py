@@ -1,7 +1,9 @@
-"""The detect thread: gathers frames of all cameras that are ready and runs one ONNX call.
+"""Batching threads: gather the items of every source that are ready and process them in one call.
 
-Live cameras never wait on detection: when the queue is full their frame is dropped (counted, and
-logged once per minute). File sources block instead, so analysis of a file is exact.
+One instance runs motion detection (frames of all cameras → one onnxruntime call), another the
+audio-event model (windows of all cameras and microphones → one call). Live sources never wait:
+when the queue is full their item is dropped (counted, logged once a minute). File sources block
+instead, so analysis of a file is exact.
 """
 
 from __future__ import annotations
@@ -10,46 +12,47 @@ import logging
 import queue
 import threading
 import time
-
-from .detect import MotionDetector
-from .pipeline import CameraPipeline, detect_batch
-from .sources import DetectFrame
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-class DetectBatcher:
-    def __init__(self, detector: MotionDetector, *, max_batch: int = 16, queue_size: int = 64) -> None:
-        self.detector = detector
-        self.max_batch = max_batch
-        self._queue: queue.Queue[tuple[CameraPipeline, DetectFrame] | None] = queue.Queue(queue_size)
+
+class Batcher(Generic[T]):
+    def __init__(self, name: str, process: Callable[[list[T]], None], *, max_batch: int = 16,
+                 queue_size: int = 64) -> None:
+        self.name, self.process, self.max_batch = name, process, max_batch
+        self._queue: queue.Queue[T | None] = queue.Queue(queue_size)
         self._thread: threading.Thread | None = None
         self.dropped = 0
         self.batches = 0
-        self.frames = 0
+        self.items = 0
         self._last_drop_log = 0.0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="detect", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        if self._thread is None:
+            return
         self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._thread.join(10)
 
-    def submit(self, pipe: CameraPipeline, frame: DetectFrame, *, block: bool) -> None:
+    def submit(self, item: T, *, block: bool) -> None:
         try:
-            self._queue.put((pipe, frame), block=block)
+            self._queue.put(item, block=block)
         except queue.Full:
             self.dropped += 1
             now = time.monotonic()
             if now - self._last_drop_log > 60:
                 self._last_drop_log = now
-                log.warning("detection is behind; dropped %d frames so far", self.dropped)
+                log.warning("%s is behind; dropped %d items so far", self.name, self.dropped)
 
     def drain(self) -> None:
-        """Wait until every submitted frame has been processed (end of a file source)."""
+        """Wait until every submitted item has been processed (end of a file source)."""
         self._queue.join()
 
     def _run(self) -> None:
@@ -59,22 +62,28 @@ class DetectBatcher:
                 self._queue.task_done()
                 return
             batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)  # keep the stop marker for the outer loop
-                    self._queue.task_done()
-                    break
-                batch.append(nxt)
+            stop = self._gather(batch)
             try:
-                detect_batch(self.detector, batch)
-            except Exception:  # a bug in one batch must not stop detection for every camera
-                log.exception("motion detection failed for a batch of %d frames", len(batch))
+                self.process(batch)
+            except Exception:  # a bug in one batch must not stop detection for every source
+                log.exception("%s failed for a batch of %d items", self.name, len(batch))
             finally:
                 self.batches += 1
-                self.frames += len(batch)
+                self.items += len(batch)
                 for _ in batch:
                     self._queue.task_done()
+            if stop:
+                return
+
+    def _gather(self, batch: list[T]) -> bool:
+        """Add what is already queued (up to max_batch); True if the stop marker was met."""
+        while len(batch) < self.max_batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                self._queue.task_done()
+                return True
+            batch.append(nxt)
+        return False

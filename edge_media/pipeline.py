@@ -15,15 +15,44 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
 
 from recorder import CameraRecorder, ClipEvent
 from recorder.packets import MediaPacket
 
+from .audio import (
+    AudioEventLogic,
+    AudioEventModel,
+    AudioWindower,
+    CameraAudioDecoder,
+    Window,
+)
 from .detect import MotionDetector, MotionResult, MotionSettings
 from .events import Event, EventTracker, Transition
 from .sources import Connected, DetectFrame, Disconnected, SourceEvent
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AudioChain:
+    """One audio source's windows and event logic (the model is shared by every source)."""
+
+    windower: AudioWindower
+    logic: AudioEventLogic
+    decoder: CameraAudioDecoder | None = None  # camera tracks: rebuilt on every connection
+
+
+class AudioSink(Protocol):
+    def on_audio(self, results: list[tuple[float, np.ndarray | None]]) -> None: ...
+
+
+@dataclass(slots=True)
+class AudioWindows:
+    sink: AudioSink
+    windows: list[Window]
 
 
 @dataclass
@@ -35,6 +64,7 @@ class CameraPipeline:
     on_transition: Callable[[Transition], None] | None = None
     can_record: Callable[[], bool] = lambda: True  # spool quota (stop-recording policy)
     restricted: bool = False  # the owner restricted this camera: process and record nothing new
+    audio: AudioChain | None = None  # audio events on the camera's own audio track
     events: list[Event] = field(default_factory=list)  # every finished event, for reports
     motion_frames: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,29 +73,55 @@ class CameraPipeline:
     _shape: tuple[int, int] | None = None
     _needs_reset: bool = False
     _last_time: float = 0.0
+    _open: dict[tuple[str, float], Event] = field(default_factory=dict)  # events in the current clip
+    _clip_end: float = float("-inf")
+    _clock: tuple[float, float] | None = None  # (stream time, wall) of the newest packet
 
     # -- reader thread ------------------------------------------------------------------------------
 
-    def handle(self, ev: SourceEvent) -> DetectFrame | None:
-        """Route one source event; returns the frame when it needs detection."""
+    def handle(self, ev: SourceEvent) -> DetectFrame | AudioWindows | None:
+        """Route one source event; returns what needs a model: a frame, or audio windows."""
         self._apply_pending()
         if self.restricted and isinstance(ev, (MediaPacket, DetectFrame)):
             return None
         if isinstance(ev, MediaPacket):
+            self._clock = (ev.time, ev.wall)
+            # Decode audio before the recorder sees the packet: muxing rebases its timestamps.
+            windows = self._audio_windows(ev) if not ev.is_video else None
             if self.recorder is not None:
                 self.recorder.on_packet(ev)
-            return None
+            return windows
         if isinstance(ev, DetectFrame):
             return ev
         if isinstance(ev, Connected):
             self._needs_reset = True  # a new connection may show a different scene
             if self.recorder is not None:
                 self.recorder.set_streams(ev.streams)
+            if self.audio is not None:
+                track = next((st for st in ev.streams.values() if st.type == "audio"), None)
+                self.audio.decoder = CameraAudioDecoder(track, name=self.name) if track is not None else None
+                self.audio.windower.reset()
         elif isinstance(ev, Disconnected):
             self._finish(ev.time)
             if self.recorder is not None:
                 self.recorder.set_streams({})  # the streams die with the connection: no clip may use them
+            if self.audio is not None:
+                self.audio.decoder = None
         return None
+
+    def _audio_windows(self, mp: MediaPacket) -> AudioWindows | None:
+        if self.audio is None or self.audio.decoder is None:
+            return None
+        windows: list[Window] = []
+        for block in self.audio.decoder.decode(mp.packet, mp.time):
+            windows += self.audio.windower.push(block.samples, block.time)
+        return AudioWindows(self, windows) if windows else None
+
+    def stream_time_of(self, wall: float) -> float | None:
+        """This camera's stream time at wall-clock ``wall`` (to place a paired microphone's events)."""
+        if self._clock is None:
+            return None
+        return self._clock[0] + (wall - self._clock[1])
 
     def finish(self) -> None:
         """End open events and clips (end of source, shutdown)."""
@@ -85,8 +141,10 @@ class CameraPipeline:
         self.restricted = restricted
 
     def _finish(self, t: float) -> None:
-        with self._lock:  # queued transitions first, then the tracker's own end, in one go
-            transitions = [*self._pending, *self.tracker.flush(max(t, self._last_time))]
+        with self._lock:  # queued transitions first, then the trackers' own ends, in one go
+            end = max(t, self._last_time)
+            audio_ends = self.audio.logic.flush(end) if self.audio is not None else []
+            transitions = [*self._pending, *self.tracker.flush(end), *audio_ends]
             self._pending.clear()
         for tr in transitions:
             self._apply(tr)
@@ -94,20 +152,31 @@ class CameraPipeline:
             self.recorder.close()
 
     def _apply(self, tr: Transition) -> None:
+        """Drive the recorder: one clip holds every event (motion, audio) that overlaps it, and it
+        ends only when the last of them has ended."""
         ev = tr.event
         clip_event = ClipEvent(label=ev.label, score=ev.score, start=ev.start, end=ev.end)
+        key = (ev.label, ev.start)
         if tr.kind == "start":
             log.info("%s: %s started at %.2f s (score %.3f)", self.name, ev.label, ev.start, ev.score)
+            self._open[key] = ev
             if self.recorder is not None and self.can_record():
+                if ev.continued and self.recorder.recording:
+                    self.recorder.close()  # max_clip_s: cut here, the continuation is a new clip
+                if not self.recorder.recording:
+                    self._clip_end = float("-inf")
                 self.recorder.start(clip_event)
             elif self.recorder is not None:
                 log.warning("%s: not recording this event: the spool is full", self.name)
         else:
             log.info("%s: %s ended at %.2f s", self.name, ev.label, ev.end)
             self.events.append(ev)
+            self._open.pop(key, None)
+            self._clip_end = max(self._clip_end, ev.end or ev.last_seen)
             if self.recorder is not None:
                 self.recorder.update(clip_event)
-                self.recorder.stop(ev.end)
+                if not self._open:
+                    self.recorder.stop(self._clip_end)
         if self.on_transition is not None:
             self.on_transition(tr)
 
@@ -127,6 +196,18 @@ class CameraPipeline:
             detector.reset(self.name)
             self._needs_reset = False
 
+    def queue(self, transitions: Sequence[Transition]) -> None:
+        """Transitions from another thread (e.g. a paired microphone), applied by the reader thread."""
+        with self._lock:
+            self._pending.extend(transitions)
+
+    def on_audio(self, results: list[tuple[float, np.ndarray | None]]) -> None:
+        """Audio thread: per window (time, scores or None when silent) through the event logic."""
+        assert self.audio is not None
+        with self._lock:
+            for t, scores in results:
+                self._pending.extend(self.audio.logic.update(t, scores))
+
     def on_motion(self, result: MotionResult) -> None:
         """Detect thread: run the tracker, queue its transitions for the reader thread."""
         with self._lock:
@@ -142,3 +223,11 @@ def detect_batch(detector: MotionDetector, items: Sequence[tuple[CameraPipeline,
     results = detector.detect([(pipe.name, f.time, f.image) for pipe, f in items])
     for (pipe, _), result in zip(items, results, strict=True):
         pipe.on_motion(result)
+
+
+def audio_batch(model: AudioEventModel, items: Sequence[AudioWindows]) -> None:
+    """One model call for the loud windows of every source; silent windows never reach the model."""
+    loud = [w.samples for item in items for w in item.windows if not w.silent]
+    scores = iter(model.predict(np.stack(loud)) if loud else ())
+    for item in items:
+        item.sink.on_audio([(w.time, None if w.silent else next(scores)) for w in item.windows])

@@ -14,13 +14,20 @@ from uploader.outbox import Outbox
 from uploader.sweeper import RetentionSweeper
 from uploader.worker import UploadWorker
 
-from .batcher import DetectBatcher
+from .audio.setup import load_audio_model, new_logic, new_windower
+from .batcher import Batcher
 from .config import CameraConfig, Config
 from .context import HubContext
 from .detect import MotionDetector, MotionSettings
 from .events import EventTracker, TrackerSettings
 from .housekeeping import SpoolQuota, expire_local_copies
-from .pipeline import CameraPipeline
+from .pipeline import (
+    AudioChain,
+    AudioWindows,
+    CameraPipeline,
+    audio_batch,
+    detect_batch,
+)
 from .plans import sync_plans
 from .privacy import OwnerRights
 from .publish import ClipPublisher
@@ -40,12 +47,41 @@ def motion_settings(cam: CameraConfig) -> MotionSettings:
 
 
 @dataclass
+class ModelQueues:
+    """The batching threads of the shared models: motion frames and audio windows."""
+
+    motion: Batcher
+    audio: Batcher | None
+
+    def submit(self, pipe: CameraPipeline, out: DetectFrame | AudioWindows, *, live: bool) -> None:
+        if isinstance(out, DetectFrame):
+            self.motion.submit((pipe, out), block=not live)
+        elif self.audio is not None:
+            self.audio.submit(out, block=not live)
+
+    def drain(self) -> None:
+        self.motion.drain()
+        if self.audio is not None:
+            self.audio.drain()
+
+    def start(self) -> None:
+        self.motion.start()
+        if self.audio is not None:
+            self.audio.start()
+
+    def stop(self) -> None:
+        self.motion.stop()
+        if self.audio is not None:
+            self.audio.stop()
+
+
+@dataclass
 class CameraWorker:
     """Reads one camera (and its optional detect substream) into its pipeline."""
 
     cam: CameraConfig
     pipeline: CameraPipeline
-    batcher: DetectBatcher
+    queues: ModelQueues
     stop_event: threading.Event
     threads: list[threading.Thread] = field(default_factory=list)
     sources: list[VideoSource] = field(default_factory=list)
@@ -81,17 +117,17 @@ class CameraWorker:
                 if not source.spec.record and not isinstance(ev, DetectFrame):
                     continue  # only the detect substream's frames matter to the pipeline
                 if isinstance(ev, Disconnected) and not live:
-                    self.batcher.drain()  # a file's last detections must land before its end
-                frame = self.pipeline.handle(ev)
-                if frame is not None:
-                    self.batcher.submit(self.pipeline, frame, block=not live)
+                    self.queues.drain()  # a file's last detections must land before its end
+                out = self.pipeline.handle(ev)
+                if out is not None:
+                    self.queues.submit(self.pipeline, out, live=live)
         except SourceError as exc:
             log.error("%s", exc)
         except Exception:
             log.exception("%s: reader crashed", self.cam.name)
         finally:
             if not live:
-                self.batcher.drain()
+                self.queues.drain()
             if source.spec.record:
                 self.pipeline.finish()
 
@@ -107,7 +143,11 @@ class Service:
         self.ctx = HubContext.open(config, store=store)
         self.store, self.spool = self.ctx.store, self.ctx.spool
         self.detector = detector if detector is not None else MotionDetector(threads=config.service.detect_threads)
-        self.batcher = DetectBatcher(self.detector)
+        self.audio_model = load_audio_model(config.audio) if config.audio.enabled else None
+        audio_model = self.audio_model
+        self.queues = ModelQueues(
+            motion=Batcher("detect", lambda items: detect_batch(self.detector, items)),
+            audio=Batcher("audio", lambda items: audio_batch(audio_model, items)) if audio_model else None)
         st = config.storage
         keep_local = st.keep_local_days > 0
         self.outbox = Outbox(self.ctx.db)
@@ -126,15 +166,25 @@ class Service:
         rec = self.config.recording
         recorder = CameraRecorder(
             cam.name, self.spool, pre_roll_s=rec.pre_roll_s, ring_seconds=rec.pre_roll_s + RING_SLACK_S,
-            ring_max_bytes=rec.ring_max_bytes, model_versions={"motion": self.detector.model_version},
+            ring_max_bytes=rec.ring_max_bytes, model_versions=self._model_versions(),
             on_clip=self.publisher.submit)
         ev = self.config.events
         tracker = EventTracker(cam.name, "motion", TrackerSettings(
             min_frames=ev.min_motion_frames, post_roll_s=rec.post_roll_s, max_clip_s=rec.max_clip_s,
             merge_gap_s=ev.merge_gap_s, cooldown_s=ev.cooldown_s))
+        audio = None
+        if self.audio_model is not None and cam.audio_events:
+            audio = AudioChain(new_windower(self.audio_model, self.config.audio),
+                               new_logic(cam.name, self.audio_model, self.config.audio))
         pipe = CameraPipeline(cam.name, tracker, motion_settings(cam), recorder,
-                              can_record=lambda: self.quota.recording_allowed)
-        return CameraWorker(cam, pipe, self.batcher, self.stop_event)
+                              can_record=lambda: self.quota.recording_allowed, audio=audio)
+        return CameraWorker(cam, pipe, self.queues, self.stop_event)
+
+    def _model_versions(self) -> dict[str, str]:
+        versions = {"motion": self.detector.model_version}
+        if self.audio_model is not None:
+            versions["audio_events"] = self.audio_model.version
+        return versions
 
     def start(self) -> None:
         recovered = self.spool.recover()
@@ -147,7 +197,7 @@ class Service:
         self._apply_restrictions()
         self.uploader.start()
         self.sweeper.start()
-        self.batcher.start()
+        self.queues.start()
         for w in self.workers:
             w.start()
         self._control.start()
@@ -173,7 +223,7 @@ class Service:
         self.stop_event.set()
         for w in self.workers:
             w.join(15)
-        self.batcher.stop()
+        self.queues.stop()
         self._drain_uploads(upload_drain_s)
         self.uploader.stop()
         self.sweeper.stop()

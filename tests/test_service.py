@@ -114,7 +114,7 @@ def test_two_cameras_share_one_detector_and_record_independently(tmp_path, walk_
                                              {"name": "hall", "url": still}]))
     clips = stored_clips(svc)
     assert [c[2]["camera"] for c in clips] == ["porch"]
-    assert svc.batcher.frames >= 60 + 40 and svc.batcher.batches <= svc.batcher.frames
+    assert svc.queues.motion.items >= 60 + 40 and svc.queues.motion.batches <= svc.queues.motion.items
 
 
 def test_detect_substream_drives_recording_of_main_stream(tmp_path):
