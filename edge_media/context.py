@@ -36,11 +36,16 @@ class HubContext:
         return camera_hash(self.secret, camera)
 
     def scope(self, owner: str) -> OwnerScope:
-        cams = {c.name: self.camera_hash(c.name) for c in self.config.cameras if c.owner == owner}
-        return OwnerScope(owner, cams)
+        """Every source (camera or microphone) of ``owner``, by name and hash."""
+        sources = [*self.config.cameras, *self.config.microphones]
+        return OwnerScope(owner, {s.name: self.camera_hash(s.name) for s in sources if s.owner == owner})
 
-    def owner_of(self, camera: str) -> str:
-        return self.config.camera(camera).owner
+    def owner_of(self, source: str) -> str:
+        """Owner of a camera or microphone; a source since removed from the config keeps the default."""
+        for s in [*self.config.cameras, *self.config.microphones]:
+            if s.name == source:
+                return s.owner
+        return "owner"
 
     def close(self) -> None:
         self.db.close()

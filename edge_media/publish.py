@@ -45,10 +45,7 @@ class ClipPublisher:
 
     def item_for(self, path: Path, sidecar: ClipSidecar) -> OutboxItem:
         cfg = self.ctx.config
-        try:
-            owner = cfg.camera(sidecar.camera).owner
-        except KeyError:  # a clip of a camera since removed from the config: the default owner keeps it
-            owner = "owner"
+        owner = self.ctx.owner_of(sidecar.camera)
         plan = cfg.plan_for(owner)
         cam_hash = self.ctx.camera_hash(sidecar.camera)
         clip_key, sidecar_key = clip_keys(sidecar, cam_hash)

@@ -8,19 +8,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from recorder import CameraRecorder
+from recorder import AudioClipRecorder, CameraRecorder
 from uploader import ObjectStore, StoreError
 from uploader.outbox import Outbox
 from uploader.sweeper import RetentionSweeper
 from uploader.worker import UploadWorker
 
+from .audio import MicSource
 from .audio.setup import load_audio_model, new_logic, new_windower
 from .batcher import Batcher
-from .config import CameraConfig, Config
+from .config import CameraConfig, Config, MicrophoneConfig
 from .context import HubContext
 from .detect import MotionDetector, MotionSettings
 from .events import EventTracker, TrackerSettings
 from .housekeeping import SpoolQuota, expire_local_copies
+from .microphone import BlockSource, MicWorker
 from .pipeline import (
     AudioChain,
     AudioWindows,
@@ -160,6 +162,7 @@ class Service:
                                         reconcile_every=st.reconcile_every)
         self.rights = OwnerRights(self.store, self.spool, self.ctx.db)
         self.workers = [self._worker(cam) for cam in config.cameras if cam.enabled]
+        self.mics = [self._mic(m) for m in config.microphones if m.enabled and self.audio_model is not None]
         self._control = threading.Thread(target=self._control_loop, name="control", daemon=True)
 
     def _worker(self, cam: CameraConfig) -> CameraWorker:
@@ -179,6 +182,22 @@ class Service:
         pipe = CameraPipeline(cam.name, tracker, motion_settings(cam), recorder,
                               can_record=lambda: self.quota.recording_allowed, audio=audio)
         return CameraWorker(cam, pipe, self.queues, self.stop_event)
+
+    def _mic(self, mic: MicrophoneConfig, source: BlockSource | None = None) -> MicWorker:
+        model, cfg = self.audio_model, self.config.audio
+        assert model is not None and self.queues.audio is not None
+        if source is None:
+            device = int(mic.device) if mic.device.isdigit() else (mic.device or None)
+            source = MicSource(device=device, block_ms=mic.block_ms, sample_rate=model.info.sample_rate,
+                               stop_event=self.stop_event)
+        chain = AudioChain(new_windower(model, cfg), new_logic(mic.name, model, cfg))
+        paired = next((w.pipeline for w in self.workers if w.cam.name == mic.camera), None) if mic.camera else None
+        recorder = None if paired is not None else AudioClipRecorder(
+            mic.name, self.spool, pre_roll_s=self.config.recording.pre_roll_s, sample_rate=model.info.sample_rate,
+            model_versions=self._model_versions(), on_clip=self.publisher.submit)
+        audio_queue = self.queues.audio
+        return MicWorker(mic.name, source, chain, lambda item: audio_queue.submit(item, block=False),
+                         paired=paired, recorder=recorder, stop_event=self.stop_event)
 
     def _model_versions(self) -> dict[str, str]:
         versions = {"motion": self.detector.model_version}
@@ -200,13 +219,15 @@ class Service:
         self.queues.start()
         for w in self.workers:
             w.start()
+        for m in self.mics:
+            m.start()
         self._control.start()
         log.info("edge-media running: %d cameras, store %s", len(self.workers), type(self.store).__name__)
 
     def wait(self, poll_s: float = 0.5) -> None:
         """Block until stopped, or until every (non-looping file) camera has ended."""
         while not self.stop_event.wait(poll_s):
-            if not any(w.alive for w in self.workers):
+            if not any(w.alive for w in [*self.workers, *self.mics]):
                 return
 
     def run(self) -> None:
@@ -221,7 +242,7 @@ class Service:
         """Cameras finish their clips, detection drains, then uploads get ``upload_drain_s`` to
         catch up; whatever is left stays queued on disk for the next start."""
         self.stop_event.set()
-        for w in self.workers:
+        for w in [*self.workers, *self.mics]:
             w.join(15)
         self.queues.stop()
         self._drain_uploads(upload_drain_s)

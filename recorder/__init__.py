@@ -3,6 +3,7 @@
 Knows nothing of S3 or of the application: ``edge_media`` drives it and hands sidecars to ``uploader``.
 """
 
+from recorder.audio_clip import AudioClipRecorder
 from recorder.camera import CameraRecorder
 from recorder.packets import MediaPacket
 from recorder.ring import PreRollRing
@@ -11,6 +12,7 @@ from recorder.spool import ClipMeta, Spool
 from recorder.writer import ClipWriteError, ClipWriter, WrittenClip, remux_file
 
 __all__ = [
+    "AudioClipRecorder",
     "CameraRecorder",
     "ClipEvent",
     "ClipMeta",

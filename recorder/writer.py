@@ -151,7 +151,7 @@ class ClipWriter:
         self._closed = True
         try:
             self._container.close()
-            size, digest = _fsync_and_hash(self.path)
+            size, digest = fsync_and_hash(self.path)
         except (av.FFmpegError, OSError) as exc:
             raise ClipWriteError(f"closing {self.path.name}: {exc}") from exc
         start = self._start if self._start is not None else 0.0
@@ -188,7 +188,7 @@ def _codec_info(templates: Mapping[int, av.stream.Stream], kind: str) -> tuple[s
     return None
 
 
-def _fsync_and_hash(path: Path) -> tuple[int, str]:
+def fsync_and_hash(path: Path) -> tuple[int, str]:
     """Hash the finished file and fsync it: one read pass, and the data is durable before the rename."""
     digest = hashlib.sha256()
     size = 0

@@ -6,10 +6,22 @@ tracker produces. ``sounddevice`` is only imported when a microphone is started.
 """
 
 from .events import AudioDetector, AudioEvent, AudioEventLogic, WindowResult
-from .labels import AUDIOSET_CLASS_INDEX, AUDIOSET_TO_EVENTS, PRODUCT_LABELS, LabelMapError, read_class_map
+from .labels import (
+    AUDIOSET_CLASS_INDEX,
+    AUDIOSET_TO_EVENTS,
+    PRODUCT_LABELS,
+    LabelMapError,
+    read_class_map,
+)
 from .mic import AudioRing, MicSource, MicUnavailable
 from .model import AudioEventModel, AudioModelInfo
-from .sources import AudioBlock, AudioDecodeStats, AudioFileSource, AudioSourceError, CameraAudioDecoder
+from .sources import (
+    AudioBlock,
+    AudioDecodeStats,
+    AudioFileSource,
+    AudioSourceError,
+    CameraAudioDecoder,
+)
 from .windows import AudioWindower, Window
 
 __all__ = [

@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge_media.models import ModelFile, ModelIntegrityError, load_model_entry, model_file_for_path
+from edge_media.models import (
+    ModelFile,
+    ModelIntegrityError,
+    load_model_entry,
+    model_file_for_path,
+)
 
 from .labels import (
     AUDIOSET_CLASS_INDEX,

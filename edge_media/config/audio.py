@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ._base import ConfigModel
 
+
 class AudioConfig(ConfigModel):
     enabled: bool = Field(default=True, description="Detect audio events (camera audio tracks and microphones).")
     model: Path | None = Field(

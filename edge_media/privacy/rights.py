@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from recorder import ClipSidecar, Spool
-from uploader import ObjectStore
-from uploader import audit
+from uploader import ObjectStore, audit
 from uploader.db import Database
 from uploader.index import ClipIndex
 

@@ -1,0 +1,164 @@
+"""A microphone as an event source: capture thread → windows → shared audio model → events.
+
+A microphone paired with a camera hands its events to that camera's pipeline (times moved onto the
+camera's clock through the wall clock), so the camera's clip — with its video pre-roll — records
+them. An unpaired microphone records audio-only clips with its own :class:`AudioClipRecorder`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from recorder import AudioClipRecorder, ClipEvent
+
+from .audio import AudioBlock, MicUnavailable
+from .events import Transition
+from .pipeline import AudioChain, AudioWindows, CameraPipeline
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 60.0  # a missing device is retried this often (USB microphones get plugged in later)
+
+
+class BlockSource(Protocol):
+    start_wall: float | None
+
+    def start(self) -> None: ...
+    def read(self, timeout: float | None = None) -> AudioBlock | None: ...
+    def stop(self) -> None: ...
+
+
+class MicWorker:
+    def __init__(self, name: str, source: BlockSource, chain: AudioChain, submit: Callable[[AudioWindows], None],
+                 *, paired: CameraPipeline | None = None, recorder: AudioClipRecorder | None = None,
+                 stop_event: threading.Event | None = None) -> None:
+        self.name, self.source, self.chain, self.submit = name, source, chain, submit
+        self.paired, self.recorder = paired, recorder
+        self.stop_event = stop_event or threading.Event()
+        self._pending: deque[Transition] = deque()
+        self._offsets: dict[tuple[str, float], float] = {}  # open paired events -> mic-to-camera offset
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.blocks = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"mic-{self.name}", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- capture thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.source.start()
+            except MicUnavailable as exc:
+                log.error("microphone %s: %s (retrying every %.0f s; the rest of the service runs)",
+                          self.name, exc, RETRY_S)
+                self.stop_event.wait(RETRY_S)
+                continue
+            try:
+                self._capture()
+            finally:
+                self.source.stop()
+                self._finish()
+            return
+
+    def _capture(self) -> None:
+        while not self.stop_event.is_set():
+            block = self.source.read(timeout=0.5)
+            self._apply_pending()
+            if block is None:
+                if getattr(self.source, "ended", False):
+                    return
+                continue
+            self.blocks += 1
+            wall = (self.source.start_wall or 0.0) + block.time
+            if self.recorder is not None:
+                self.recorder.push(block.samples, block.time, wall)
+            windows = self.chain.windower.push(block.samples, block.time)
+            if windows:
+                self.submit(AudioWindows(self, windows))
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            transitions, self._pending = list(self._pending), deque()
+        for tr in transitions:
+            self._apply(tr)
+
+    def _apply(self, tr: Transition) -> None:
+        ev = tr.event
+        log.info("microphone %s: %s %s at %.2f s", self.name, ev.label, tr.kind, ev.start if tr.kind == "start"
+                 else ev.end)
+        if self.recorder is None:
+            return
+        clip_event = ClipEvent(ev.label, ev.score, ev.start, ev.end)
+        if tr.kind == "start":
+            self.recorder.start(clip_event)
+        else:
+            self.recorder.update(clip_event)
+            if not self.chain.logic.active:
+                self.recorder.stop(ev.end)
+
+    def _finish(self) -> None:
+        self._apply_pending()
+        t = self.chain.windower.next_time or 0.0
+        with self._lock:
+            ends = self.chain.logic.flush(t)
+        self._route(ends)
+        self._apply_pending()
+        if self.recorder is not None:
+            self.recorder.close()
+
+    # -- audio thread --------------------------------------------------------------------------------
+
+    def on_audio(self, results: list[tuple[float, np.ndarray | None]]) -> None:
+        with self._lock:
+            transitions = [tr for t, scores in results for tr in self.chain.logic.update(t, scores)]
+        self._route(transitions)
+
+    def _route(self, transitions: list[Transition]) -> None:
+        if not transitions:
+            return
+        if self.paired is None:
+            with self._lock:
+                self._pending.extend(transitions)
+            return
+        moved = [self._on_camera_clock(tr) for tr in transitions]
+        self.paired.queue([tr for tr in moved if tr is not None])
+
+    def _on_camera_clock(self, tr: Transition) -> Transition | None:
+        """The same event in the paired camera's stream time (both clocks meet at the wall clock)."""
+        assert self.paired is not None
+        key = (tr.event.label, tr.event.start)
+        # The clock offset is taken once per event, so its start and end land on the same camera time.
+        offset = self._offsets.pop(key, None) if tr.kind == "end" else self._clock_offset()
+        if tr.kind == "start" and offset is not None:
+            self._offsets[key] = offset
+        if offset is None:
+            log.warning("microphone %s: %s heard before camera %s has video; not recorded",
+                        self.name, tr.event.label, self.paired.name)
+            return None
+        ev = tr.event
+        moved = dataclasses.replace(ev, start=ev.start + offset, last_seen=ev.last_seen + offset,
+                                    end=None if ev.end is None else ev.end + offset)
+        return Transition(tr.kind, moved)
+
+    def _clock_offset(self) -> float | None:
+        wall0 = self.source.start_wall
+        cam_t = None if wall0 is None else self.paired.stream_time_of(wall0)
+        return None if cam_t is None else cam_t

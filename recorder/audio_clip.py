@@ -1,0 +1,135 @@
+"""Audio-only clips for microphones without a camera: a PCM pre-roll ring, AAC in fragmented MP4.
+
+A microphone delivers raw samples, not packets, so unlike the camera recorder this one encodes —
+but only while a clip is open (an event was heard), never in the idle path. Same lifecycle as
+:class:`recorder.CameraRecorder`: ``start`` (from ``event.start - pre_roll``), ``update``, ``stop``,
+``close``; finished clips go through the spool with a sidecar like any other clip.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .sidecar import ClipEvent, ClipSidecar, new_clip_id
+from .spool import ClipMeta, Spool
+from .writer import FRAGMENTED_MP4, WrittenClip, fsync_and_hash
+
+log = logging.getLogger(__name__)
+
+
+class AudioClipRecorder:
+    def __init__(self, source: str, spool: Spool, *, pre_roll_s: float, sample_rate: int = 16000,
+                 model_versions: Mapping[str, str], on_clip: Callable[[Path, ClipSidecar], None],
+                 bitrate: int = 48000, ring_slack_s: float = 6.0) -> None:
+        self.source, self.spool, self.pre_roll_s, self.rate = source, spool, pre_roll_s, sample_rate
+        self.model_versions, self.on_clip, self.bitrate = dict(model_versions), on_clip, bitrate
+        # The ring holds more than the pre-roll: the event is confirmed a little after its onset.
+        self.ring_seconds = pre_roll_s + ring_slack_s
+        self._ring: deque[tuple[float, float, np.ndarray]] = deque()  # (time, wall, samples)
+        self._out: av.container.OutputContainer | None = None
+        self._stream = None
+        self._events: dict[float, ClipEvent] = {}
+        self._pending_end: float | None = None
+        self._clip_id = ""
+        self._first: tuple[float, float] | None = None  # (time, wall) of the clip's first sample
+        self._written = 0  # samples encoded into the open clip
+
+    @property
+    def recording(self) -> bool:
+        return self._out is not None
+
+    def push(self, samples: np.ndarray, time: float, wall: float) -> None:
+        """A block of mono float32 samples at stream ``time`` (its first sample)."""
+        self._ring.append((time, wall, samples))
+        while self._ring and self._ring[0][0] + len(self._ring[0][2]) / self.rate < time - self.ring_seconds:
+            self._ring.popleft()
+        if self._out is not None:
+            self._encode(samples, time, wall)
+            if self._pending_end is not None and time + len(samples) / self.rate >= self._pending_end:
+                self._finish()
+
+    def start(self, event: ClipEvent) -> None:
+        self._events[event.start] = event
+        self._pending_end = None
+        if self._out is not None:
+            return
+        self._clip_id = new_clip_id(self._ring[0][1] if self._ring else 0.0)
+        path = self.spool.tmp_path(self._clip_id)
+        try:
+            self._out = av.open(str(path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+            self._stream = self._out.add_stream("aac", rate=self.rate)
+            self._stream.layout, self._stream.bit_rate = "mono", self.bitrate
+        except (av.FFmpegError, OSError) as exc:
+            log.error("microphone %s: cannot open clip %s: %s", self.source, self._clip_id, exc)
+            self._out, self._events = None, {}
+            return
+        self._first, self._written = None, 0
+        for t, wall, block in list(self._ring):
+            if t + len(block) / self.rate > event.start - self.pre_roll_s:
+                self._encode(block, t, wall)
+
+    def update(self, event: ClipEvent) -> None:
+        if self._out is not None:
+            self._events[event.start] = event
+
+    def stop(self, end_time: float) -> None:
+        if self._out is None:
+            return
+        self._pending_end = end_time
+        last = self._ring[-1] if self._ring else None
+        if last is not None and last[0] + len(last[2]) / self.rate >= end_time:
+            self._finish()
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._finish()
+
+    def _encode(self, samples: np.ndarray, time: float, wall: float) -> None:
+        if self._first is None:
+            self._first = (time, wall)
+            self.spool.write_meta(self._clip_id, ClipMeta(camera=self.source, model_versions=self.model_versions,
+                                                          wall_start=wall, stream_start=time))
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32).reshape(1, -1),
+                                           format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = self.rate, self._written, Fraction(1, self.rate)
+        self._written += len(samples)
+        try:
+            for pkt in self._stream.encode(frame):
+                self._out.mux(pkt)
+        except (av.FFmpegError, OSError) as exc:
+            log.error("microphone %s: writing clip %s failed: %s; closing it early", self.source, self._clip_id, exc)
+            self._finish()
+
+    def _finish(self) -> None:
+        out, events = self._out, sorted(self._events.values(), key=lambda e: e.start)
+        self._out, self._events, self._pending_end = None, {}, None
+        if out is None:
+            return
+        try:
+            for pkt in self._stream.encode(None):
+                out.mux(pkt)
+            out.close()
+            size, digest = fsync_and_hash(self.spool.tmp_path(self._clip_id))
+        except (av.FFmpegError, OSError) as exc:
+            log.error("microphone %s: closing clip %s failed: %s; left for recovery", self.source, self._clip_id, exc)
+            return
+        t0, w0 = self._first or (0.0, 0.0)
+        duration = self._written / self.rate
+        written = WrittenClip(path=self.spool.tmp_path(self._clip_id), size_bytes=size, sha256=digest,
+                              first_time=t0, last_time=t0 + duration, first_wall=w0, last_wall=w0 + duration,
+                              duration_s=duration, video_codec="", audio_codec="aac", width=0, height=0,
+                              packets=0)
+        sidecar = ClipSidecar.for_clip(written, clip_id=self._clip_id, camera=self.source, events=events,
+                                       model_versions=self.model_versions)
+        try:
+            path = self.spool.finalize(written, sidecar)
+            self.on_clip(path, sidecar)
+        except Exception:  # the clip is in ready/ (or tmp/ for recovery); never stop listening
+            log.exception("microphone %s: finishing clip %s failed", self.source, self._clip_id)
