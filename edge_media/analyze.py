@@ -1,8 +1,8 @@
 """Synchronous run of the pipeline over one file, as fast as it decodes.
 
-Used by ``edge-media analyze``, the demo's sanity checks and the benchmarks: the same pipeline
-objects as the service, driven from one thread with no queues, so results are exact and
-repeatable.
+Used by ``edge-media analyze``, the benchmarks and tests: the same pipeline objects as the
+service, driven from one thread with no queues, so results are exact and repeatable. Video goes
+through motion detection; the audio track (or an audio-only file) through the audio-event model.
 """
 
 from __future__ import annotations
@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+import numpy as np
 
 from recorder import CameraRecorder
 
+from .audio import AudioDetector, AudioEventModel, AudioFileSource
+from .audio.setup import load_audio_model, new_logic, new_windower
+from .config import AudioConfig
 from .detect import MotionDetector, MotionSettings
 from .events import Event, EventTracker, TrackerSettings
 from .pipeline import CameraPipeline, detect_batch
 from .sources import SourceSpec, SourceStats, VideoSource
+
+AUDIO_BLOCK_SAMPLES = 16000 * 8  # 8 s per block: ~16 windows per model call when analysing files
 
 
 @dataclass
@@ -28,6 +34,7 @@ class AnalyzeOptions:
     detect_fps: float = 5.0
     motion: MotionSettings = field(default_factory=MotionSettings)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    audio: AudioConfig | None = field(default_factory=AudioConfig)  # None: video only
 
 
 @dataclass
@@ -39,6 +46,13 @@ class AnalysisReport:
     stats: SourceStats
     motion_frames: int
     model_version: str
+    motion_trace: list[tuple[float, float]] = field(default_factory=list)  # (time, changed fraction)
+    audio_labels: tuple[str, ...] = ()
+    audio_trace: list[tuple[float, np.ndarray | None]] = field(default_factory=list)  # None: silent
+    audio_model_version: str | None = None
+    audio_window_s: float = 0.975
+    audio_windows: int = 0
+    audio_inferences: int = 0
 
     @property
     def speed(self) -> float:
@@ -56,10 +70,13 @@ class AnalysisReport:
             "decode_errors": self.stats.decode_errors,
             "motion_frames": self.motion_frames,
             "motion_model": self.model_version,
+            "audio_model": self.audio_model_version,
+            "audio_windows": self.audio_windows,
+            "audio_windows_inferred": self.audio_inferences,
             "events": [
                 {"label": e.label, "start_s": round(e.start, 3), "end_s": round(e.end or e.last_seen, 3),
                  "score": round(e.score, 4)}
-                for e in self.events
+                for e in sorted(self.events, key=lambda e: e.start)
             ],
         }
 
@@ -73,32 +90,74 @@ def media_duration(path: str | Path) -> float:
         return 0.0
 
 
+def _tracks(path: str | Path) -> tuple[bool, bool]:
+    try:
+        with av.open(str(path)) as c:
+            return bool(c.streams.video), bool(c.streams.audio)
+    except av.FFmpegError:
+        return True, False  # let the video source report the real error
+
+
 def analyze_file(path: str | Path, options: AnalyzeOptions | None = None, *,
                  detector: MotionDetector | None = None, recorder: CameraRecorder | None = None,
-                 progress: bool = False) -> AnalysisReport:
-    """Detect (and, with a recorder, record) over a file; raises SourceError if unreadable."""
+                 audio_model: AudioEventModel | None = None, progress: bool = False) -> AnalysisReport:
+    """Detect (and, with a recorder, record) over a file; raises SourceError/AudioSourceError if
+    unreadable. Audio events are analysed when the file has audio and ``options.audio`` is set."""
     opts = options or AnalyzeOptions()
+    has_video, has_audio = _tracks(path)
+    start = time.perf_counter()
+    report = _analyze_video(path, opts, detector, recorder, progress) if has_video else _empty(path)
+    if has_audio and opts.audio is not None and opts.audio.enabled:
+        model = audio_model or load_audio_model(opts.audio)
+        if model is not None:
+            _analyze_audio(path, opts.audio, model, report)
+    report.elapsed_s = time.perf_counter() - start
+    return report
+
+
+def _empty(path: str | Path) -> AnalysisReport:
+    return AnalysisReport(str(path), media_duration(path), 0.0, [], SourceStats(), 0, "-")
+
+
+def _analyze_video(path: str | Path, opts: AnalyzeOptions, detector: MotionDetector | None,
+                   recorder: CameraRecorder | None, progress: bool) -> AnalysisReport:
     detector = detector or MotionDetector(threads=1)
     name = recorder.camera if recorder is not None else Path(path).stem
     pipe = CameraPipeline(name, EventTracker(name, "motion", opts.tracker), opts.motion, recorder)
     source = VideoSource(SourceSpec(str(path), record=recorder is not None, detect_width=opts.detect_width,
                                     detect_fps=opts.detect_fps), name=name)
     total = media_duration(path)
-    bar = _progress(total) if progress else nullcontext()
-    start = time.perf_counter()
-    with bar as pbar:
+    trace: list[tuple[float, float]] = []
+    with (_progress(total) if progress else nullcontext()) as pbar:
         for ev in source:
             frame = pipe.handle(ev)
             if frame is None:
                 continue
-            detect_batch(detector, [(pipe, frame)])
+            [result] = detect_batch(detector, [(pipe, frame)])
+            trace.append((result.time, result.score))
             if pbar is not None:
                 pbar.update(max(0.0, min(frame.time, total) - pbar.n))
         pipe.finish()
-    elapsed = time.perf_counter() - start
     duration = total or (source.stats.frames_detect / opts.detect_fps)
-    return AnalysisReport(str(path), duration, elapsed, pipe.events, source.stats, pipe.motion_frames,
-                          detector.model_version)
+    return AnalysisReport(str(path), duration, 0.0, pipe.events, source.stats, pipe.motion_frames,
+                          detector.model_version, motion_trace=trace)
+
+
+def _analyze_audio(path: str | Path, cfg: AudioConfig, model: AudioEventModel, report: AnalysisReport) -> None:
+    name = Path(path).stem
+    detector = AudioDetector(model, new_logic(name, model, cfg), new_windower(model, cfg))
+    t = 0.0
+    for block in AudioFileSource(path, block_samples=AUDIO_BLOCK_SAMPLES):
+        for res in detector.push(block.samples, block.time):
+            report.audio_trace.append((res.time, res.scores))
+            report.events += [tr.event for tr in res.transitions if tr.kind == "end"]
+        t = block.time + len(block.samples) / model.info.sample_rate
+    report.events += [tr.event for tr in detector.flush(t)]
+    report.audio_labels, report.audio_model_version = tuple(model.labels), model.version
+    report.audio_window_s = model.info.window_samples / model.info.sample_rate
+    report.audio_windows = len(report.audio_trace)
+    report.audio_inferences = sum(1 for _, s in report.audio_trace if s is not None)
+    report.duration_s = max(report.duration_s, t)
 
 
 def _progress(total: float):

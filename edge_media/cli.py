@@ -50,6 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analyze import AnalyzeOptions, analyze_file
+    from .audio import AudioSourceError
+    from .config import AudioConfig
     from .detect import MotionSettings
     from .events import TrackerSettings
     from .sources import SourceError
@@ -57,12 +59,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     opts = AnalyzeOptions(
         detect_width=args.detect_width, detect_fps=args.fps,
         motion=MotionSettings(sensitivity=args.sensitivity, fps=args.fps),
-        tracker=TrackerSettings(min_frames=args.min_frames, post_roll_s=args.post_roll))
+        tracker=TrackerSettings(min_frames=args.min_frames, post_roll_s=args.post_roll),
+        audio=None if args.no_audio else AudioConfig())
     try:
         report = analyze_file(args.video, opts, progress=not args.json and sys.stderr.isatty())
-    except SourceError as exc:
+    except (SourceError, AudioSourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.plot:
+        from .plot import plot_timeline
+
+        plot_timeline(report, args.plot)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -74,13 +81,14 @@ def _print_report(report) -> None:
     d = report.to_dict()
     print(f"{d['path']}: {d['duration_s']:.1f} s analysed in {d['elapsed_s']:.2f} s "
           f"({d['speed_x_realtime']}x real time), {d['frames_detected']} frames checked, "
-          f"{d['decode_errors']} decode errors, motion model {d['motion_model']}")
+          f"{d['decode_errors']} decode errors, motion model {d['motion_model']}, "
+          f"audio model {d['audio_model'] or '-'} ({d['audio_windows_inferred']}/{d['audio_windows']} windows inferred)")
     if not d["events"]:
         print("no events")
         return
-    print(f"{'#':>3}  {'label':<10} {'start':>8} {'end':>8} {'score':>7}")
+    print(f"{'#':>3}  {'label':<15} {'start':>8} {'end':>8} {'score':>7}")
     for i, e in enumerate(d["events"], 1):
-        print(f"{i:>3}  {e['label']:<10} {e['start_s']:>7.2f}s {e['end_s']:>7.2f}s {e['score']:>7.3f}")
+        print(f"{i:>3}  {e['label']:<15} {e['start_s']:>7.2f}s {e['end_s']:>7.2f}s {e['score']:>7.3f}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -106,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--sensitivity", type=float, default=0.5)
     a.add_argument("--min-frames", type=int, default=2)
     a.add_argument("--post-roll", type=float, default=5.0)
+    a.add_argument("--no-audio", action="store_true", help="skip the audio-event model")
+    a.add_argument("--plot", type=Path, help="write a timeline picture (needs the plot extra)")
     a.set_defaults(func=cmd_analyze)
     d = sub.add_parser("demo", help="generate a sample clip and run the whole pipeline on it")
     d.add_argument("--dir", help="work directory (default: a new temp dir)")

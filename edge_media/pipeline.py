@@ -216,13 +216,15 @@ class CameraPipeline:
             self._pending.extend(self.tracker.update(result.time, result.motion, result.score))
 
 
-def detect_batch(detector: MotionDetector, items: Sequence[tuple[CameraPipeline, DetectFrame]]) -> None:
+def detect_batch(detector: MotionDetector, items: Sequence[tuple[CameraPipeline, DetectFrame]]
+                 ) -> list[MotionResult]:
     """One detector call for frames of many cameras; results go back to their pipelines."""
     for pipe, frame in items:
         pipe.prepare(detector, frame)
     results = detector.detect([(pipe.name, f.time, f.image) for pipe, f in items])
     for (pipe, _), result in zip(items, results, strict=True):
         pipe.on_motion(result)
+    return results
 
 
 def audio_batch(model: AudioEventModel, items: Sequence[AudioWindows]) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from media import MovingBox, VideoSpec, make_video
 
 from edge_media.config import dump_example
@@ -95,3 +96,20 @@ def test_run_stops_gracefully_on_sigterm_and_finishes_the_open_clip(tmp_path):
     assert len(clips) == 1
     sidecar = json.loads(clips[0].with_suffix(".json").read_text())
     assert sidecar["events"][0]["end"] is not None and sidecar["duration_s"] > 1.0
+
+
+def test_analyze_shows_audio_events_and_writes_a_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from audio_fixtures import alarm_scene, encode_audio
+
+    samples, onset = alarm_scene(16000, alarm_s=6.0)
+    flac = encode_audio(tmp_path / "alarm.flac", samples, 16000)
+    res = run("analyze", str(flac), "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    [event] = report["events"]
+    assert event["label"] == "smoke_co_alarm" and abs(event["start_s"] - onset) <= 1.0
+    assert report["audio_windows_inferred"] < report["audio_windows"], "silence skipped inference"
+    png = tmp_path / "timeline.png"
+    res = run("analyze", str(flac), "--plot", str(png))
+    assert res.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
