@@ -12,7 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from minio.commonconfig import ENABLED, Filter, Tag
-from minio.lifecycleconfig import AbortIncompleteMultipartUpload, Expiration, LifecycleConfig, Rule
+from minio.lifecycleconfig import (
+    AbortIncompleteMultipartUpload,
+    Expiration,
+    LifecycleConfig,
+    Rule,
+)
 
 from .retention import PLAN_TAG
 from .store import ObjectStore, StoreError, validate_tags

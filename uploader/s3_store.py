@@ -35,9 +35,24 @@ from minio.helpers import check_bucket_name
 from minio.lifecycleconfig import LifecycleConfig
 from minio.time import from_http_header
 
-from .store import ACCESS_DENIED, BAD_DIGEST, DEFAULT_CONTENT_TYPE, INVALID_ARGUMENT, INVALID_KEY, INVALID_TAG
-from .store import KEY_CONFLICT, NO_SUCH_BUCKET, NO_SUCH_KEY, ObjectInfo, ObjectStore, StoreError
-from .store import validate_key, validate_metadata, validate_tags
+from .checksums import Digest, file_digest
+from .store import (
+    ACCESS_DENIED,
+    BAD_DIGEST,
+    DEFAULT_CONTENT_TYPE,
+    INVALID_ARGUMENT,
+    INVALID_KEY,
+    INVALID_TAG,
+    KEY_CONFLICT,
+    NO_SUCH_BUCKET,
+    NO_SUCH_KEY,
+    ObjectInfo,
+    ObjectStore,
+    StoreError,
+    validate_key,
+    validate_metadata,
+    validate_tags,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,14 +85,6 @@ PERMANENT_CODES = frozenset(
 def is_permanent(error: StoreError) -> bool:
     """True when retrying the same request cannot succeed (bad credentials, bad bucket, bad input)."""
     return error.code in PERMANENT_CODES
-
-
-@dataclasses.dataclass(frozen=True)
-class _Digest:
-    size: int
-    md5: str
-    sha256: str
-    multipart_etag: str  # what S3 reports for a multipart upload with our part size
 
 
 class S3Store(ObjectStore):
@@ -252,7 +259,7 @@ class S3Store(ObjectStore):
         if SHA256_META in meta:
             raise StoreError(INVALID_ARGUMENT, f"metadata name {SHA256_META!r} is reserved for the checksum", key=key)
         with open_src() as src:
-            digest = _digest(src, self.part_size)
+            digest = file_digest(src, self.part_size)
         meta[SHA256_META] = digest.sha256
         content_type = content_type or DEFAULT_CONTENT_TYPE
 
@@ -267,7 +274,7 @@ class S3Store(ObjectStore):
 
         return self._verify(key, self._call(upload, key=key), digest, content_type, meta, clean_tags)
 
-    def _verify(self, key: str, etag: str | None, digest: _Digest, content_type: str, meta: dict[str, str],
+    def _verify(self, key: str, etag: str | None, digest: Digest, content_type: str, meta: dict[str, str],
                 tags: dict[str, str]) -> ObjectInfo:  # fmt: skip
         etag = (etag or "").strip('"')
         if digest.size <= self.part_size:  # minio sent one PUT
@@ -353,33 +360,6 @@ def _http_client(connect_timeout: float, read_timeout: float) -> urllib3.PoolMan
             status_forcelist=(500, 502, 503, 504), raise_on_status=False,
         ),
     )
-
-
-def _digest(src: BinaryIO, part_size: int) -> _Digest:
-    """md5, sha256 and the multipart ETag (md5 of the parts' md5s, "-N") in one pass. The per-part md5s
-    are only computed when the file is large enough to go multipart (a third hash pass otherwise)."""
-    total = src.seek(0, io.SEEK_END)
-    src.seek(0)
-    md5, sha = hashlib.md5(), hashlib.sha256()
-    multipart = total > part_size
-    part, in_part, part_md5s, size = hashlib.md5(), 0, [], 0
-    while chunk := src.read(CHUNK):
-        md5.update(chunk)
-        sha.update(chunk)
-        size += len(chunk)
-        view = memoryview(chunk) if multipart else memoryview(b"")
-        while view:
-            take = min(len(view), part_size - in_part)
-            part.update(view[:take])
-            in_part, view = in_part + take, view[take:]
-            if in_part == part_size:
-                part_md5s.append(part.digest())
-                part, in_part = hashlib.md5(), 0
-    if in_part:
-        part_md5s.append(part.digest())
-    whole = md5.hexdigest()
-    etag = f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}" if multipart else whole
-    return _Digest(size=size, md5=whole, sha256=sha.hexdigest(), multipart_etag=etag)
 
 
 def _to_tags(tags: Mapping[str, str]) -> Tags | None:

@@ -21,7 +21,15 @@ from typing import TypeVar
 from . import audit
 from .db import Database
 from .index import ClipIndex, IndexedObject
-from .retention import PLAN_TAG, deadline_tags, epoch, from_epoch, parse_utc, retain_until, tag_deadline
+from .retention import (
+    PLAN_TAG,
+    deadline_tags,
+    epoch,
+    from_epoch,
+    parse_utc,
+    retain_until,
+    tag_deadline,
+)
 from .store import NO_SUCH_KEY, ObjectStore, StoreError, validate_tags
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,16 @@ from pathlib import Path
 from .index import IndexedObject
 from .outbox import Outbox, OutboxItem
 from .s3_store import is_permanent
-from .store import INVALID_ARGUMENT, INVALID_KEY, INVALID_TAG, KEY_CONFLICT, NO_SUCH_KEY, ObjectInfo, ObjectStore
-from .store import StoreError
+from .store import (
+    INVALID_ARGUMENT,
+    INVALID_KEY,
+    INVALID_TAG,
+    KEY_CONFLICT,
+    NO_SUCH_KEY,
+    ObjectInfo,
+    ObjectStore,
+    StoreError,
+)
 
 log = logging.getLogger(__name__)
 
