@@ -72,13 +72,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--block-ms", type=int, default=500, help="source block size (a camera gives ~20-100 ms)")
+    ap.add_argument("--hop-s", type=float, default=AudioConfig().hop_s, help="seconds between windows")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "audio.json")
     args = ap.parse_args()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-    cfg = AudioConfig()
+    cfg = AudioConfig(hop_s=args.hop_s)
     model = AudioEventModel.from_manifest(threads=1)
     results = {"model_version": model.version, "model_bytes": model.info.path.stat().st_size,
-               "audio_seconds": args.minutes * 60, "block_ms": args.block_ms}
+               "audio_seconds": args.minutes * 60, "block_ms": args.block_ms, "hop_s": args.hop_s}
     with tempfile.TemporaryDirectory() as tmp:
         for name, dbfs in (("room_tone_all_windows_inferred", -35.0), ("quiet_home_mostly_gated", -75.0)):
             track = make_track(Path(tmp) / f"{name}.m4a", args.minutes, dbfs, seed=1)
