@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import onnxruntime as ort
+
 MODELS_DIR_ENV = "EDGE_MEDIA_MODELS_DIR"
 MANIFEST_NAME = "manifest.json"
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -110,3 +112,14 @@ def model_file_for_path(path: Path) -> ModelFile:
     sha = file_sha256(path)
     return ModelFile(name=path.stem, path=path, version=f"unversioned-{sha[:12]}", sha256=sha,
                      entry={})
+
+
+def inference_session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    """A CPU onnxruntime session with a fixed thread count: the hub runs many small models side by
+    side, so each one is pinned rather than left to grab every core."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = threads
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])

@@ -19,6 +19,7 @@ import onnxruntime as ort
 from edge_media.models import (
     ModelFile,
     ModelIntegrityError,
+    inference_session,
     load_model_entry,
     model_file_for_path,
 )
@@ -52,15 +53,6 @@ class AudioModelInfo:
     sample_rate: int = 16000
     window_samples: int = 15600
     kind: str = "manifest"  # "manifest" (ours) or "yamnet"
-
-
-def _session(path: Path, threads: int) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = threads
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 class AudioEventModel:
@@ -105,7 +97,7 @@ class AudioEventModel:
         activation = str(entry.get("activation", "sigmoid")).lower()
         if activation not in _PROBABILITIES | _LOGITS:
             raise ModelIntegrityError(f"manifest entry {name!r}: unknown activation {activation!r}")
-        session = _session(mf.path, threads)
+        session = inference_session(mf.path, threads)
         _check_io(session, mf, input_name, output_name, len(outputs))
         thresholds = {k: float(v) for k, v in dict(entry.get("thresholds") or {}).items() if k in product}
         info = AudioModelInfo(name, mf.version, mf.sha256, mf.path, tuple(product), thresholds, rate,
@@ -122,7 +114,7 @@ class AudioEventModel:
         """A YAMNet-style ONNX: waveform [N, samples] or [samples] -> scores [..., 521]."""
         mf: ModelFile = model_file_for_path(Path(path))  # verified if a manifest lists it
         class_index = read_class_map(class_map) if class_map is not None else AUDIOSET_CLASS_INDEX
-        session = _session(mf.path, threads)
+        session = inference_session(mf.path, threads)
         inp = _pick(session.get_inputs(), input_name, "input", mf.path)
         out = _pick(session.get_outputs(), output_name or _scores_output(session), "output", mf.path)
         if len(inp.shape) not in (1, 2):

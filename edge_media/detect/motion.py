@@ -16,9 +16,13 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
-from edge_media.models import ModelFile, load_model_entry, model_file_for_path
+from edge_media.models import (
+    ModelFile,
+    inference_session,
+    load_model_entry,
+    model_file_for_path,
+)
 
 CALIBRATION_S = 1.0  # after (re)start the background settles for this long: no motion reported
 BACKGROUND_TAU_S = 10.0  # time constant of the running background: a parked car fades in ~10-30 s
@@ -102,15 +106,6 @@ def rasterise_mask(shape: tuple[int, int], polygons: Sequence[Sequence[tuple[flo
     return watch.astype(np.float32).reshape(1, 1, h, w)
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = threads
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
 class MotionDetector:
     """Batched motion detection over many cameras with one shared onnxruntime session."""
 
@@ -118,7 +113,7 @@ class MotionDetector:
         info: ModelFile = load_model_entry("motion") if model is None else model_file_for_path(model)
         self.model_version: str = info.version
         self.model_sha256: str = info.sha256
-        self._session = _session(info.path, threads)
+        self._session = inference_session(info.path, threads)
         self._cameras: dict[str, _CameraState] = {}
         self.inference_calls = 0  # onnxruntime runs so far (one per frame shape per detect())
 
