@@ -1,0 +1,209 @@
+"""Reproduce the shipped audio-event model from a fixed seed: ``python models/audio_events/train.py``.
+
+Steps: check + collect the real clips (sources.py), espeak-ng speech, seeded windows (dataset.py),
+features through the ONNX front end (features.py), train the classifier (PyTorch CPU, deterministic),
+choose per-label thresholds on the VALIDATION split, export + merge + verify (build.py), write
+``audio_events.onnx``, the manifest entry in ``models/manifest.json`` and ``DATA.md``.
+Needs the ``[train]`` extra (torch==2.13.0 CPU, onnx, onnxruntime, av, numpy) and the Debian sound packages.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import torch  # noqa: E402
+
+import build  # noqa: E402
+import dataset  # noqa: E402
+import features  # noqa: E402
+import sources  # noqa: E402
+import synth  # noqa: E402
+
+SEED = 20261129
+VERSION = "1.0.0"
+MODEL_FILE = HERE / "audio_events.onnx"
+MANIFEST = HERE.parent / "manifest.json"
+TRAIN_COUNTS = {**{label: 2000 for label in dataset.PRODUCT}, "background": 10000, "speech": 2500}
+VAL_COUNTS = {**{label: 400 for label in dataset.PRODUCT}, "background": 3000, "speech": 600}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def spec_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One time mask (<= 12 frames) and one frequency mask (<= 8 bands) per example, filled with the mean."""
+    n, t, f = x.shape
+    x = x.clone()
+    t0 = torch.randint(0, t, (n,), generator=gen)
+    tw = torch.randint(0, 13, (n,), generator=gen)
+    f0 = torch.randint(0, f, (n,), generator=gen)
+    fw = torch.randint(0, 9, (n,), generator=gen)
+    ti = torch.arange(t).unsqueeze(0)
+    fi = torch.arange(f).unsqueeze(0)
+    tmask = (ti >= t0.unsqueeze(1)) & (ti < (t0 + tw).unsqueeze(1))
+    fmask = (fi >= f0.unsqueeze(1)) & (fi < (f0 + fw).unsqueeze(1))
+    fill = x.mean(dim=(1, 2), keepdim=True).expand_as(x)
+    mask = tmask.unsqueeze(2) | fmask.unsqueeze(1)
+    return torch.where(mask, fill, x)
+
+
+def train_classifier(xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndarray,
+                     epochs: int) -> build.AudioEventNet:
+    torch.manual_seed(SEED)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(2)
+    torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow the CPU a lot
+    mean, std = xtr.mean(axis=(0, 1)), xtr.std(axis=(0, 1)) + 1e-3
+    model = build.AudioEventNet(len(dataset.LABELS), mean, std)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-3)
+    steps_per_epoch = (len(xtr) + 127) // 128
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * steps_per_epoch,
+                                                pct_start=0.15)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    gen = torch.Generator().manual_seed(SEED)
+    X, Y = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(X), generator=gen)
+        total = 0.0
+        for i in range(0, len(X), 128):
+            idx = order[i:i + 128]
+            xb = spec_augment(X[idx], gen)
+            loss = loss_fn(model.logits(xb), Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        val = predict(model, xva)
+        vloss = float(loss_fn(torch.logit(torch.from_numpy(val).clamp(1e-6, 1 - 1e-6)), torch.from_numpy(yva)))
+        log(f"epoch {epoch + 1}/{epochs}: train loss {total / len(X):.4f}, val loss {vloss:.4f}")
+    model.eval()
+    return model
+
+
+def predict(model: build.AudioEventNet, x: np.ndarray) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(x[i:i + 512])).numpy() for i in range(0, len(x), 512)])
+
+
+def choose_thresholds(scores: np.ndarray, y: np.ndarray, max_bg_rate: float = 1e-3) -> dict[str, dict]:
+    """Per product label, on the VALIDATION windows: the threshold with the best F1 among those that
+    fire on at most ``max_bg_rate`` of the background-only windows (no product label; false alarms
+    are expensive). 0.97 when none qualifies."""
+    out = {}
+    neg_all = y[:, [dataset.LABELS.index(p) for p in dataset.PRODUCT]].sum(axis=1) == 0
+    for label in dataset.PRODUCT:
+        j = dataset.LABELS.index(label)
+        s, t = scores[:, j], y[:, j] > 0.5
+        best = (-1.0, 0.97)
+        for thr in np.linspace(0.05, 0.97, 93):
+            if np.mean(s[neg_all] >= thr) > max_bg_rate:
+                continue
+            tp, fp, fn = np.sum(s[t] >= thr), np.sum(s[~t] >= thr), np.sum(s[t] < thr)
+            f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+            if f1 > best[0]:
+                best = (float(f1), float(thr))
+        thr = best[1]
+        tp, fp, fn = np.sum(s[t] >= thr), np.sum(s[~t] >= thr), np.sum(s[t] < thr)
+        out[label] = {"threshold": round(thr, 3), "val_f1": round(float(2 * tp / max(1, 2 * tp + fp + fn)), 4),
+                      "val_recall": round(float(tp / max(1, t.sum())), 4), "val_false_positive_windows": int(fp),
+                      "val_background_windows_above": int(np.sum(s[neg_all] >= thr)),
+                      "val_background_windows": int(neg_all.sum())}
+    return out
+
+
+def write_data_md(clips: list[sources.Clip], n_espeak: dict[str, int], out_dir: Path) -> None:
+    lines = ["# Audio-event model: every source file", "",
+             "Generated by `train.py`. Clips are read from the installed Debian packages (see MODEL_CARD.md).",
+             "`container!member` paths are files inside 0 A.D.'s `public.zip` or GCompris' Qt `.rcc` resources.",
+             "Licences are read from each package's machine-readable `/usr/share/doc/<pkg>/copyright`.", "",
+             f"Plus espeak-ng synthetic speech (label `speech`): {n_espeak['train']} train / {n_espeak['val']} val "
+             "utterances generated with seeds from `train.py`.", "",
+             "| split | label | package | version | licence | path |", "|---|---|---|---|---|---|"]
+    order = {"train": 0, "val": 1, "test": 2}
+    for c in sorted(clips, key=lambda c: (order[c.split], c.label, c.package, c.path)):
+        lines.append(f"| {c.split} | {c.label} | {c.package} | {c.version} | {c.licence} | `{c.path}` |")
+    (out_dir / "DATA.md").write_text("\n".join(lines) + "\n")
+
+
+def write_manifest(sha: str, thresholds: dict[str, dict], path: Path) -> dict:
+    manifest = json.loads(path.read_text()) if path.exists() else {"models": {}}
+    entry = {
+        "file": "audio_events/audio_events.onnx", "version": VERSION, "sha256": sha, "kind": "audio_events",
+        "labels": dataset.LABELS, "product_labels": dataset.PRODUCT, "sample_rate": features.SAMPLE_RATE,
+        "window_samples": features.WINDOW_SAMPLES, "input": "waveform", "output": "scores",
+        "activation": build.ACTIVATION, "opset": features.OPSET,
+        "inputs": {"waveform": {"dtype": "float32", "shape": ["N", features.WINDOW_SAMPLES]}},
+        "outputs": {"scores": {"dtype": "float32", "shape": ["N", len(dataset.LABELS)]}},
+        "thresholds": {label: thresholds[label]["threshold"] for label in dataset.PRODUCT},
+    }
+    manifest.setdefault("models", {})["audio_events"] = entry
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return entry
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply window counts (quick runs: 0.1)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out-dir", type=Path, default=None,
+                    help="write model, manifest, DATA.md there instead of the repository (trial runs)")
+    args = ap.parse_args()
+    t0 = time.time()
+    clips = sources.check()
+    log(f"{len(clips)} real clips ({sum(c.split == 'test' for c in clips)} held out for evaluate.py)")
+    n_espeak = {"train": 240, "val": 60}
+    pools = {split: dataset.load_pools(clips, split, dataset.espeak_audio(SEED + i, n_espeak[split]))
+             for i, split in enumerate(("train", "val"))}
+    log("decoded: " + ", ".join(f"{s}: {len(p['background'])} background, {len(p['speech'])} speech, "
+                                f"{ {k: len(v) for k, v in p['events'].items()} }" for s, p in pools.items()))
+    counts = {s: {k: max(1, int(v * args.scale)) for k, v in c.items()}
+              for s, c in (("train", TRAIN_COUNTS), ("val", VAL_COUNTS))}
+    fe = features.FrontEnd(threads=2)
+    data = {}
+    for i, split in enumerate(("train", "val")):
+        X, Y = dataset.make_windows(pools[split], counts[split], SEED + 100 + i, workers=args.workers)
+        data[split] = (fe(X), Y)
+        log(f"{split}: {len(X)} windows -> features {data[split][0].shape}")
+        if split == "val":
+            probe = X[:: max(1, len(X) // 64)][:64]
+        del X
+    model = train_classifier(*data["train"], *data["val"], epochs=args.epochs)
+    val_scores = predict(model, data["val"][0])
+    thresholds = choose_thresholds(val_scores, data["val"][1])
+    for label, t in thresholds.items():
+        log(f"threshold {label:15s} {t}")
+    merged = build.merge(build.export_classifier(model), dataset.LABELS)
+    err = build.verify(merged, model, probe)
+    log(f"merged ONNX == torch on {len(probe)} validation windows (max |diff| {err:.2e})")
+    out_dir = args.out_dir or HERE
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_file = out_dir / MODEL_FILE.name
+    onnx.save(merged, model_file)
+    sha = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    write_manifest(sha, thresholds, out_dir / "manifest.json" if args.out_dir else MANIFEST)
+    write_data_md(clips, n_espeak, out_dir)
+    (out_dir / "train_report.json").write_text(json.dumps(
+        {"seed": SEED, "epochs": args.epochs, "counts": counts, "thresholds": thresholds, "sha256": sha,
+         "bytes": model_file.stat().st_size, "seconds": round(time.time() - t0, 1),
+         "synth_kinds": sorted(synth.SYNTH_EVENTS)}, indent=2) + "\n")
+    log(f"wrote {model_file} ({model_file.stat().st_size / 1e3:.0f} kB, sha256 {sha[:12]}) in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
