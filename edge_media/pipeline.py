@@ -138,6 +138,8 @@ class CameraPipeline:
         log.warning("%s: processing %s by the owner", self.name, "restricted" if restricted else "resumed")
         if restricted:  # the open clip was recorded before the restriction: finish it
             self._finish(self._last_time)
+        else:
+            self._needs_reset = True  # the scene went unwatched: learn the background again
         self.restricted = restricted
 
     def _finish(self, t: float) -> None:

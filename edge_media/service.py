@@ -98,7 +98,8 @@ class CameraWorker:
             specs.append(SourceSpec(self.cam.detect_url, record=False, detect_width=self.cam.detect_width,
                                     detect_fps=self.cam.detect_fps, **common))
         for spec in specs:
-            source = VideoSource(spec, name=self.cam.name, stop_event=self.stop_event)
+            source = VideoSource(spec, name=self.cam.name, stop_event=self.stop_event,
+                                 decode_gate=lambda: not self.pipeline.restricted)
             thread = threading.Thread(target=self._read, args=(source,), name=f"cam-{self.cam.name}", daemon=True)
             self.sources.append(source)
             self.threads.append(thread)

@@ -110,6 +110,8 @@ def test_restricted_camera_records_nothing_new_and_keeps_its_clips(tmp_path, two
     run_until_uploaded(svc, 2)
     keys = bucket_keys(s3_store)
     assert len(keys) == 4 and not any(yard in k for k in keys)
+    stats = {w.cam.name: w.sources[0].stats for w in svc.workers}
+    assert stats["yard"].frames_decoded == 0 and stats["porch"].frames_decoded > 0, "restricted: not even decoded"
 
 
 def test_export_contains_exactly_the_owners_clips_and_erasure_leaves_nothing(tmp_path, two_visits, s3_store):

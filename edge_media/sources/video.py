@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -142,6 +142,8 @@ class VideoSource:
     stop_event: threading.Event = field(default_factory=threading.Event)
     backoff: Backoff = field(default_factory=Backoff)
     stats: SourceStats = field(default_factory=SourceStats)
+    # False while the consumer wants no frames (a restricted camera): decoding stops, not just use.
+    decode_gate: Callable[[], bool] = lambda: True
 
     def __iter__(self) -> Iterator[SourceEvent]:
         next_offset = 0.0
@@ -216,7 +218,7 @@ class VideoSource:
             if pacer is not None:
                 pacer.wait_until(t)
             # Decode before handing the packet on: muxing a packet rebases its timestamps in place.
-            frames = self._decode(video, packet) if decode and is_video else ()
+            frames = self._decode(video, packet) if decode and is_video and self.decode_gate() else ()
             self.stats.packets += 1
             if self.spec.record:
                 yield MediaPacket.wrap(packet, is_video=is_video, time=t, wall=session.wall_of(t))
