@@ -105,8 +105,7 @@ def main() -> int:
         for i in range(args.repeat):
             runs["floor"].append(timed(floor, src))
             runs["pipeline"].append(timed(pipeline, src, detector, Path(tmp) / f"spool{i}"))
-            # + audio events on the camera's AAC track (decoded in a second pass by analyze; the
-            # service decodes it inline from the same demux)
+            # + audio events on the camera's AAC track, decoded inline from the same demux
             runs["pipeline+audio"].append(timed(pipeline, src, detector, Path(tmp) / f"spool-a{i}", True))
             if not args.no_naive and i == 0:  # slow; one run is enough to show the gap
                 runs["naive"].append(timed(naive, src))

@@ -22,7 +22,13 @@ from .audio.setup import load_audio_model, new_logic, new_windower
 from .config import AudioConfig
 from .detect import MotionDetector, MotionSettings
 from .events import Event, EventTracker, TrackerSettings
-from .pipeline import CameraPipeline, detect_batch
+from .pipeline import (
+    AudioChain,
+    AudioWindows,
+    CameraPipeline,
+    audio_batch,
+    detect_batch,
+)
 from .sources import SourceSpec, SourceStats, VideoSource
 
 AUDIO_BLOCK_SAMPLES = 16000 * 8  # 8 s per block: ~16 windows per model call when analysing files
@@ -106,9 +112,13 @@ def analyze_file(path: str | Path, options: AnalyzeOptions | None = None, *,
     opts = options or AnalyzeOptions()
     has_video, has_audio = _tracks(path)
     start = time.perf_counter()
-    report = _analyze_video(path, opts, detector, recorder, progress) if has_video else _empty(path)
+    model = None
     if has_audio and opts.audio is not None and opts.audio.enabled:
         model = audio_model or load_audio_model(opts.audio)
+    if has_video:  # one demux pass: the camera's audio track is decoded inline, as in the service
+        report = _analyze_video(path, opts, detector, recorder, progress, model)
+    else:
+        report = _empty(path)
         if model is not None:
             _analyze_audio(path, opts.audio, model, report)
     report.elapsed_s = time.perf_counter() - start
@@ -120,27 +130,35 @@ def _empty(path: str | Path) -> AnalysisReport:
 
 
 def _analyze_video(path: str | Path, opts: AnalyzeOptions, detector: MotionDetector | None,
-                   recorder: CameraRecorder | None, progress: bool) -> AnalysisReport:
+                   recorder: CameraRecorder | None, progress: bool,
+                   audio_model: AudioEventModel | None) -> AnalysisReport:
     detector = detector or MotionDetector(threads=1)
     name = recorder.camera if recorder is not None else Path(path).stem
-    pipe = CameraPipeline(name, EventTracker(name, "motion", opts.tracker), opts.motion, recorder)
-    source = VideoSource(SourceSpec(str(path), record=recorder is not None, detect_width=opts.detect_width,
-                                    detect_fps=opts.detect_fps), name=name)
+    audio = None
+    if audio_model is not None and opts.audio is not None:
+        audio = AudioChain(new_windower(audio_model, opts.audio), new_logic(name, audio_model, opts.audio))
+    pipe = CameraPipeline(name, EventTracker(name, "motion", opts.tracker), opts.motion, recorder, audio=audio)
+    source = VideoSource(SourceSpec(str(path), record=recorder is not None or audio is not None,
+                                    detect_width=opts.detect_width, detect_fps=opts.detect_fps), name=name)
     total = media_duration(path)
-    trace: list[tuple[float, float]] = []
+    report = AnalysisReport(str(path), total, 0.0, pipe.events, source.stats, 0, detector.model_version)
     with (_progress(total) if progress else nullcontext()) as pbar:
         for ev in source:
-            frame = pipe.handle(ev)
-            if frame is None:
-                continue
-            [result] = detect_batch(detector, [(pipe, frame)])
-            trace.append((result.time, result.score))
-            if pbar is not None:
-                pbar.update(max(0.0, min(frame.time, total) - pbar.n))
+            out = pipe.handle(ev)
+            if isinstance(out, AudioWindows):
+                [results] = audio_batch(audio_model, [out])
+                report.audio_trace += results
+            elif out is not None:
+                [result] = detect_batch(detector, [(pipe, out)])
+                report.motion_trace.append((result.time, result.score))
+                if pbar is not None:
+                    pbar.update(max(0.0, min(out.time, total) - pbar.n))
         pipe.finish()
-    duration = total or (source.stats.frames_detect / opts.detect_fps)
-    return AnalysisReport(str(path), duration, 0.0, pipe.events, source.stats, pipe.motion_frames,
-                          detector.model_version, motion_trace=trace)
+    report.motion_frames = pipe.motion_frames
+    report.duration_s = total or (source.stats.frames_detect / opts.detect_fps)
+    if audio_model is not None:
+        _describe_audio(report, audio_model)
+    return report
 
 
 def _analyze_audio(path: str | Path, cfg: AudioConfig, model: AudioEventModel, report: AnalysisReport) -> None:
@@ -153,11 +171,15 @@ def _analyze_audio(path: str | Path, cfg: AudioConfig, model: AudioEventModel, r
             report.events += [tr.event for tr in res.transitions if tr.kind == "end"]
         t = block.time + len(block.samples) / model.info.sample_rate
     report.events += [tr.event for tr in detector.flush(t)]
+    report.duration_s = max(report.duration_s, t)
+    _describe_audio(report, model)
+
+
+def _describe_audio(report: AnalysisReport, model: AudioEventModel) -> None:
     report.audio_labels, report.audio_model_version = tuple(model.labels), model.version
     report.audio_window_s = model.info.window_samples / model.info.sample_rate
     report.audio_windows = len(report.audio_trace)
     report.audio_inferences = sum(1 for _, s in report.audio_trace if s is not None)
-    report.duration_s = max(report.duration_s, t)
 
 
 def _progress(total: float):

@@ -229,9 +229,15 @@ def detect_batch(detector: MotionDetector, items: Sequence[tuple[CameraPipeline,
     return results
 
 
-def audio_batch(model: AudioEventModel, items: Sequence[AudioWindows]) -> None:
-    """One model call for the loud windows of every source; silent windows never reach the model."""
+def audio_batch(model: AudioEventModel, items: Sequence[AudioWindows]
+                ) -> list[list[tuple[float, np.ndarray | None]]]:
+    """One model call for the loud windows of every source; silent windows never reach the model.
+    Returns each item's (window time, scores or None) as handed to its sink."""
     loud = [w.samples for item in items for w in item.windows if not w.silent]
     scores = iter(model.predict(np.stack(loud)) if loud else ())
+    out = []
     for item in items:
-        item.sink.on_audio([(w.time, None if w.silent else next(scores)) for w in item.windows])
+        results = [(w.time, None if w.silent else next(scores)) for w in item.windows]
+        item.sink.on_audio(results)
+        out.append(results)
+    return out
