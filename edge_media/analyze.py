@@ -87,21 +87,20 @@ class AnalysisReport:
         }
 
 
-def media_duration(path: str | Path) -> float:
-    """Container duration in seconds (0 when unknown, e.g. truncated files)."""
-    try:
-        with av.open(str(path)) as c:
-            return float(c.duration or 0) / av.time_base
-    except av.FFmpegError:
-        return 0.0
+@dataclass(frozen=True)
+class _Probe:
+    duration_s: float  # 0 when unknown (e.g. truncated files)
+    has_video: bool
+    has_audio: bool
 
 
-def _tracks(path: str | Path) -> tuple[bool, bool]:
+def _probe(path: str | Path) -> _Probe:
+    """One look at the container: duration and which tracks it has."""
     try:
         with av.open(str(path)) as c:
-            return bool(c.streams.video), bool(c.streams.audio)
+            return _Probe(float(c.duration or 0) / av.time_base, bool(c.streams.video), bool(c.streams.audio))
     except av.FFmpegError:
-        return True, False  # let the video source report the real error
+        return _Probe(0.0, True, False)  # let the video source report the real error
 
 
 def analyze_file(path: str | Path, options: AnalyzeOptions | None = None, *,
@@ -110,26 +109,22 @@ def analyze_file(path: str | Path, options: AnalyzeOptions | None = None, *,
     """Detect (and, with a recorder, record) over a file; raises SourceError/AudioSourceError if
     unreadable. Audio events are analysed when the file has audio and ``options.audio`` is set."""
     opts = options or AnalyzeOptions()
-    has_video, has_audio = _tracks(path)
+    probe = _probe(path)
     start = time.perf_counter()
     model = None
-    if has_audio and opts.audio is not None and opts.audio.enabled:
+    if probe.has_audio and opts.audio is not None and opts.audio.enabled:
         model = audio_model or load_audio_model(opts.audio)
-    if has_video:  # one demux pass: the camera's audio track is decoded inline, as in the service
-        report = _analyze_video(path, opts, detector, recorder, progress, model)
+    if probe.has_video:  # one demux pass: the camera's audio track is decoded inline, as in the service
+        report = _analyze_video(path, probe.duration_s, opts, detector, recorder, progress, model)
     else:
-        report = _empty(path)
+        report = AnalysisReport(str(path), probe.duration_s, 0.0, [], SourceStats(), 0, "-")
         if model is not None:
             _analyze_audio(path, opts.audio, model, report)
     report.elapsed_s = time.perf_counter() - start
     return report
 
 
-def _empty(path: str | Path) -> AnalysisReport:
-    return AnalysisReport(str(path), media_duration(path), 0.0, [], SourceStats(), 0, "-")
-
-
-def _analyze_video(path: str | Path, opts: AnalyzeOptions, detector: MotionDetector | None,
+def _analyze_video(path: str | Path, total: float, opts: AnalyzeOptions, detector: MotionDetector | None,
                    recorder: CameraRecorder | None, progress: bool,
                    audio_model: AudioEventModel | None) -> AnalysisReport:
     detector = detector or MotionDetector(threads=1)
@@ -140,7 +135,6 @@ def _analyze_video(path: str | Path, opts: AnalyzeOptions, detector: MotionDetec
     pipe = CameraPipeline(name, EventTracker(name, "motion", opts.tracker), opts.motion, recorder, audio=audio)
     source = VideoSource(SourceSpec(str(path), record=recorder is not None or audio is not None,
                                     detect_width=opts.detect_width, detect_fps=opts.detect_fps), name=name)
-    total = media_duration(path)
     report = AnalysisReport(str(path), total, 0.0, pipe.events, source.stats, 0, detector.model_version)
     with (_progress(total) if progress else nullcontext()) as pbar:
         for ev in source:

@@ -49,9 +49,7 @@ class SpoolQuota:
         for row in rows:
             if usage <= self.quota:
                 break
-            usage -= _unlink(Path(row["local_path"]))
-            with self.db.tx() as conn:
-                conn.execute("UPDATE objects SET local_path = NULL WHERE key = ?", (row["key"],))
+            usage -= _forget_local_copy(self.db, row["key"], Path(row["local_path"]))
         return usage
 
     def _drop_oldest(self, usage: int) -> None:
@@ -73,10 +71,16 @@ def expire_local_copies(db: Database, *, keep_days: float, now: float | None = N
     cutoff = (time.time() if now is None else now) - keep_days * 86400
     rows = db.query("SELECT key, local_path FROM objects WHERE local_path IS NOT NULL AND uploaded < ?", (cutoff,))
     for row in rows:
-        _unlink(Path(row["local_path"]))
-        with db.tx() as conn:
-            conn.execute("UPDATE objects SET local_path = NULL WHERE key = ?", (row["key"],))
+        _forget_local_copy(db, row["key"], Path(row["local_path"]))
     return len(rows)
+
+
+def _forget_local_copy(db: Database, key: str, path: Path) -> int:
+    """Delete an uploaded clip's local copy and record that it is gone; returns the bytes freed."""
+    freed = _unlink(path)
+    with db.tx() as conn:
+        conn.execute("UPDATE objects SET local_path = NULL WHERE key = ?", (key,))
+    return freed
 
 
 def _unlink(path: Path) -> int:

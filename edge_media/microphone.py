@@ -160,5 +160,4 @@ class MicWorker:
 
     def _clock_offset(self) -> float | None:
         wall0 = self.source.start_wall
-        cam_t = None if wall0 is None else self.paired.stream_time_of(wall0)
-        return None if cam_t is None else cam_t
+        return None if wall0 is None else self.paired.stream_time_of(wall0)
