@@ -165,7 +165,8 @@ def build_tone_model(path: Path, *, freq: float = ALARM_HZ, logits: bool = False
     return _save(graph, path)
 
 
-def write_models_dir(root: Path, *, logits: bool = False, thresholds: dict | None = None) -> Path:
+def write_models_dir(root: Path, *, logits: bool = False, thresholds: dict | None = None,
+                     min_duration_s: dict | None = None) -> Path:
     """A models/ directory with a manifest whose ``audio_events`` entry is the tone model."""
     (root / "audio_events").mkdir(parents=True, exist_ok=True)
     path = build_tone_model(root / "audio_events" / "audio_events.onnx", logits=logits)
@@ -176,6 +177,8 @@ def write_models_dir(root: Path, *, logits: bool = False, thresholds: dict | Non
         "input": "waveform", "output": "scores", "activation": "none" if logits else "sigmoid",
         "thresholds": thresholds or {label: 0.2 for label in PRODUCT},
     }
+    if min_duration_s is not None:
+        entry["min_duration_s"] = min_duration_s
     (root / "manifest.json").write_text(json.dumps({"models": {"audio_events": entry}}, indent=2))
     return root
 

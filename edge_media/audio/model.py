@@ -53,6 +53,9 @@ class AudioModelInfo:
     sample_rate: int = 16000
     window_samples: int = 15600
     kind: str = "manifest"  # "manifest" (ours) or "yamnet"
+    # default per-label minimum durations (seconds heard before an event starts); missing labels use
+    # the config's default
+    min_duration_s: Mapping[str, float] = field(default_factory=dict, hash=False)
 
 
 class AudioEventModel:
@@ -99,9 +102,13 @@ class AudioEventModel:
             raise ModelIntegrityError(f"manifest entry {name!r}: unknown activation {activation!r}")
         session = inference_session(mf.path, threads)
         _check_io(session, mf, input_name, output_name, len(outputs))
-        thresholds = {k: float(v) for k, v in dict(entry.get("thresholds") or {}).items() if k in product}
+        try:
+            thresholds = {k: float(v) for k, v in dict(entry.get("thresholds") or {}).items() if k in product}
+            durations = {k: float(v) for k, v in dict(entry.get("min_duration_s") or {}).items() if k in product}
+        except (TypeError, ValueError) as exc:
+            raise ModelIntegrityError(f"manifest entry {name!r}: bad thresholds / min_duration_s ({exc})") from exc
         info = AudioModelInfo(name, mf.version, mf.sha256, mf.path, tuple(product), thresholds, rate,
-                              window, "manifest")
+                              window, "manifest", durations)
         return cls(session, info, input_name=input_name, output_name=output_name,
                    columns=[[outputs.index(x)] for x in product], sigmoid=activation in _LOGITS)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from ..config import AudioConfig
+from ..config.audio import DEFAULT_MIN_DURATION_S
+from ..config.loader import ConfigError
 from ..models import ModelIntegrityError
 from .events import AudioEventLogic
 from .labels import LabelMapError
@@ -19,11 +21,24 @@ def load_audio_model(cfg: AudioConfig, *, threads: int = 1) -> AudioEventModel |
     audio events rather than not at all. A model whose sha256 does not match is refused here."""
     try:
         if cfg.model is not None:
-            return AudioEventModel.from_yamnet(cfg.model, class_map=cfg.class_map, threads=threads)
-        return AudioEventModel.from_manifest(threads=threads)
+            model = AudioEventModel.from_yamnet(cfg.model, class_map=cfg.class_map, threads=threads)
+        else:
+            model = AudioEventModel.from_manifest(threads=threads)
     except (ModelIntegrityError, LabelMapError, OSError, ValueError, KeyError) as exc:
         log.error("audio events disabled: cannot load the audio model (%s)", exc)
         return None
+    check_label_keys(model, cfg)
+    return model
+
+
+def check_label_keys(model: AudioEventModel, cfg: AudioConfig) -> None:
+    """Per-label settings must name the model's labels: a typo would silently keep the default."""
+    per_label = {"thresholds": cfg.thresholds,
+                 "min_duration_s": cfg.min_duration_s if isinstance(cfg.min_duration_s, dict) else {}}
+    problems = [f"audio.{field}.{key}: not a label of the audio model (its labels: {', '.join(model.labels)})"
+                for field, values in per_label.items() for key in values if key not in model.labels]
+    if problems:
+        raise ConfigError("[audio]", problems)
 
 
 def new_windower(model: AudioEventModel, cfg: AudioConfig) -> AudioWindower:
@@ -32,8 +47,17 @@ def new_windower(model: AudioEventModel, cfg: AudioConfig) -> AudioWindower:
                          sample_rate=rate, silence_dbfs=cfg.silence_dbfs)
 
 
+def min_durations(model: AudioEventModel, cfg: AudioConfig) -> dict[str, float]:
+    """Per label: the config's number (all labels) or entry, else the model's, else the default."""
+    if isinstance(cfg.min_duration_s, (int, float)):
+        return {label: float(cfg.min_duration_s) for label in model.labels}
+    own = cfg.min_duration_s or {}
+    return {label: float(own.get(label, model.info.min_duration_s.get(label, DEFAULT_MIN_DURATION_S)))
+            for label in model.labels}
+
+
 def new_logic(source: str, model: AudioEventModel, cfg: AudioConfig) -> AudioEventLogic:
     thresholds = {**model.info.thresholds, **cfg.thresholds}
-    return AudioEventLogic(source, model.labels, thresholds, min_duration_s=cfg.min_duration_s,
+    return AudioEventLogic(source, model.labels, thresholds, min_duration_s=min_durations(model, cfg),
                            hysteresis=cfg.hysteresis, end_after_s=cfg.end_after_s, hop_s=cfg.hop_s,
                            model_version=model.version)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
 from ._base import ConfigModel
+
+Seconds = Annotated[float, Field(ge=0, le=30)]
+DEFAULT_MIN_DURATION_S = 0.5  # for labels the model's manifest gives no minimum duration
 
 
 class AudioConfig(ConfigModel):
@@ -22,8 +26,11 @@ class AudioConfig(ConfigModel):
     silence_dbfs: float = Field(
         default=-60.0, ge=-120, le=0, description="Windows quieter than this skip inference entirely."
     )
-    min_duration_s: float = Field(
-        default=0.5, ge=0, le=30, description="A label must be heard this long to start an event."
+    min_duration_s: Seconds | dict[str, Seconds] | None = Field(
+        default=None,
+        description="Seconds a label must be heard to start an event: one number for every label, or "
+                    "per label (others keep the model's value); empty: the model's per-label values "
+                    f"(or {DEFAULT_MIN_DURATION_S} s).",
     )
     hysteresis: float = Field(default=0.1, ge=0, le=0.5, description="An event stays on down to threshold - this.")
     end_after_s: float = Field(default=3.0, ge=0.5, le=120, description="An event ends after this long not heard.")

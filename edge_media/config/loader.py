@@ -199,7 +199,7 @@ enabled = true
 # class_map = "/etc/edge-media/yamnet_class_map.csv"
 hop_s = 0.4875                     # seconds between window starts
 silence_dbfs = -60.0               # quieter windows skip inference
-min_duration_s = 0.5               # heard this long to start an event
+min_duration_s = { glass_break = 0.0 }   # heard this long to start an event (s); the model's per label otherwise
 hysteresis = 0.1                   # an event stays on down to threshold - hysteresis
 end_after_s = 3.0                  # ended after this long not heard
 thresholds = { smoke_co_alarm = 0.5 }   # per-label overrides of the model's thresholds
