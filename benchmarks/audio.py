@@ -23,11 +23,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from audio_fixtures import encode_audio, pink_noise, t3_pattern  # noqa: E402
-
 from edge_media.audio import AudioDetector, AudioEventModel, AudioFileSource  # noqa: E402
 from edge_media.audio.setup import new_logic, new_windower  # noqa: E402
 from edge_media.config import AudioConfig  # noqa: E402
+
+from audio_fixtures import encode_audio, pink_noise, t3_pattern  # noqa: E402
 
 RATE = 48000
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from media import MovingBox, VideoSpec, make_video
 
 from edge_media.analyze import AnalyzeOptions, analyze_file
 from edge_media.detect import MotionDetector
 from edge_media.events import TrackerSettings
+
+from media import MovingBox, VideoSpec, make_video
 
 
 @pytest.fixture(scope="module")

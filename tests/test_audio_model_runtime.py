@@ -8,6 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
+
+from edge_media.audio.labels import AUDIOSET_CLASS_INDEX, AUDIOSET_TO_EVENTS, LabelMapError, read_class_map
+from edge_media.audio.model import DEFAULT_YAMNET_THRESHOLD, AudioEventModel
+from edge_media.models import MODELS_DIR_ENV, ModelIntegrityError
+
 from audio_fixtures import (
     ALARM_HZ,
     PRODUCT,
@@ -18,10 +23,6 @@ from audio_fixtures import (
     write_models_dir,
     yamnet_weights,
 )
-
-from edge_media.audio.labels import AUDIOSET_CLASS_INDEX, AUDIOSET_TO_EVENTS, LabelMapError, read_class_map
-from edge_media.audio.model import DEFAULT_YAMNET_THRESHOLD, AudioEventModel
-from edge_media.models import MODELS_DIR_ENV, ModelIntegrityError
 
 SR = 16000
 

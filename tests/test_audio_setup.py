@@ -4,7 +4,6 @@ overrides) and refusal of per-label settings that name no label of the model."""
 from __future__ import annotations
 
 import pytest
-from audio_fixtures import PRODUCT, write_models_dir
 
 from edge_media.audio.model import AudioEventModel
 from edge_media.audio.setup import load_audio_model, min_durations, new_logic
@@ -12,6 +11,8 @@ from edge_media.config import AudioConfig
 from edge_media.config.audio import DEFAULT_MIN_DURATION_S
 from edge_media.config.loader import ConfigError
 from edge_media.models import MODELS_DIR_ENV
+
+from audio_fixtures import PRODUCT, write_models_dir
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from audio_fixtures import alarm_scene, encode_audio, make_camera_clip, write_models_dir
 
 from edge_media.audio import (
     AudioDetector,
@@ -30,6 +29,8 @@ from edge_media.audio import (
 from edge_media.samples import VideoSpec, make_video
 from edge_media.sources import SourceSpec, VideoSource
 from recorder.packets import MediaPacket
+
+from audio_fixtures import alarm_scene, encode_audio, make_camera_clip, write_models_dir
 
 SR = 16000
 

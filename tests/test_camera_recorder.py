@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from recorder import CameraRecorder, ClipEvent, ClipSidecar, Spool
+
 from media import demux, read_clip
 
 

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from media import MovingBox, VideoSpec, make_video
 
 from edge_media.config import dump_example
+
+from media import MovingBox, VideoSpec, make_video
 
 CLI = [sys.executable, "-m", "edge_media"]
 

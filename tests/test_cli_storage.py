@@ -9,10 +9,11 @@ import sys
 import zipfile
 
 import pytest
-from media import MovingBox, VideoSpec, make_video
 
 from edge_media.config import load_config
 from edge_media.service import Service
+
+from media import MovingBox, VideoSpec, make_video
 
 CLI = [sys.executable, "-m", "edge_media"]
 

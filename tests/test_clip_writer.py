@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from media import WALL0, demux, make_source, read_clip
 from recorder import ClipWriter, MediaPacket, WrittenClip
+
+from media import WALL0, demux, make_source, read_clip
+
 
 def write_range(path: Path, streams, packets: list[MediaPacket], t0: float, t1: float) -> WrittenClip:
     writer = ClipWriter(path, streams)

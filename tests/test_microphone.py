@@ -11,12 +11,13 @@ import time
 
 import av
 import pytest
-from audio_fixtures import alarm_scene, encode_audio
 
 from edge_media.audio import AudioFileSource
 from edge_media.config import parse_config
 from edge_media.samples import VideoSpec, make_video
 from edge_media.service import Service
+
+from audio_fixtures import alarm_scene, encode_audio
 
 
 class FileMic:

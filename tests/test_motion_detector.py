@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge_media.detect import MotionDetector, MotionResult, MotionSettings
+
 from media import MovingBox, VideoSpec, make_video
 
 DETECT_FPS = 5.0

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from recorder import PreRollRing
+
 from media import demux
 
 

@@ -12,10 +12,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from s3_fixtures import MOTO_ACCESS_KEY, MOTO_SECRET_KEY, MotoServer, S3Server, empty_bucket
 
 from uploader import ObjectInfo, ObjectStore, StoreError
 from uploader.s3_store import MIB, S3Store, is_permanent
+
+from s3_fixtures import MOTO_ACCESS_KEY, MOTO_SECRET_KEY, MotoServer, S3Server, empty_bucket
 
 TAGS = {"plan": "basic", "retain-until": "2024-01-08T00:00:00Z", "event": "motion person", "kind": "clip"}
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import av
 import pytest
-from media import MovingBox, VideoSpec, make_video, read_clip
 
 from edge_media.config import parse_config
 from edge_media.service import Service
 from uploader.retention import parse_utc
+
+from media import MovingBox, VideoSpec, make_video, read_clip
 
 FPS, GOP = 15, 30  # keyframe every 2 s
 ONSET, LEAVE = 5.3, 7.5

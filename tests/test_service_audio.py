@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from audio_fixtures import alarm_scene, make_camera_clip
 
 from edge_media.config import parse_config
 from edge_media.service import Service
+
+from audio_fixtures import alarm_scene, make_camera_clip
 
 CONFIG = """
 [service]

@@ -12,13 +12,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from media import MovingBox, VideoSpec, make_video
 
 from edge_media.config import parse_config
 from edge_media.context import HubContext
 from edge_media.privacy import OwnerRights
 from edge_media.service import Service
 from uploader.sweeper import RetentionSweeper
+
+from media import MovingBox, VideoSpec, make_video
 
 CONFIG = """
 [service]

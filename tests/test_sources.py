@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import MovingBox, VideoSpec, make_video
 
 from edge_media.sources import (
     Backoff,
@@ -25,6 +24,8 @@ from edge_media.sources import (
     detect_size,
 )
 from recorder.packets import MediaPacket
+
+from media import MovingBox, VideoSpec, make_video
 
 
 @pytest.fixture(scope="module")
@@ -194,9 +195,10 @@ def test_backoff_grows_with_jitter_and_never_goes_below_floor():
 @pytest.mark.parametrize("size", [(1280, 720), (640, 360), (1920, 1080), (704, 576)])
 def test_shrink_matches_area_average(size):
     import cv2
-    from media import background
 
     from edge_media.sources.frames import shrink
+
+    from media import background
 
     w, h = size
     rng = np.random.default_rng(3)

@@ -12,6 +12,7 @@ import pytest
 
 from recorder import ClipEvent, ClipMeta, ClipSidecar, ClipWriter, Spool, WrittenClip, new_clip_id
 from recorder.sidecar import iso_utc
+
 from media import WALL0, demux
 
 

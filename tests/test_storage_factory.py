@@ -7,12 +7,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from s3_fixtures import S3Server, empty_bucket
 
 from edge_media.config import parse_config
 from edge_media.storage import StorageConfigError, build_store, resolve_credentials
 from uploader import LocalStore
 from uploader.s3_store import MIB, S3Store
+
+from s3_fixtures import S3Server, empty_bucket
 
 SECRET = "s3cr3t-Value-never-printed"
 

@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from s3_fixtures import MotoServer
 
 from uploader import audit
 from uploader.db import Database
@@ -20,6 +19,8 @@ from uploader.retention import deadline_tags, epoch, format_utc, from_epoch, par
 from uploader.s3_store import S3Store
 from uploader.store import ObjectStore
 from uploader.sweeper import LOCAL_DELETE_ERROR, RetentionSweeper, SweepReport, retag_plan
+
+from s3_fixtures import MotoServer
 
 DAY = 86_400.0
 NOW = epoch(parse_utc("2026-06-01T12:00:00Z"))

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from s3_fixtures import MOTO_ACCESS_KEY, MOTO_SECRET_KEY, MotoServer, S3Server, empty_bucket
 
 from uploader import LocalStore, ObjectInfo, ObjectStore, StoreError
 from uploader.db import Database
@@ -25,6 +24,8 @@ from uploader.index import ClipIndex
 from uploader.outbox import Outbox, OutboxItem
 from uploader.s3_store import is_permanent
 from uploader.worker import UploadWorker
+
+from s3_fixtures import MOTO_ACCESS_KEY, MOTO_SECRET_KEY, MotoServer, S3Server, empty_bucket
 
 TAGS = {"plan": "basic", "retain-until": "2024-02-01T03:04:05Z", "event": "motion", "kind": "clip",
         "camera-hash": "cam1"}  # fmt: skip
