@@ -26,6 +26,13 @@ def _setup_logging(level: str = "INFO") -> None:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
+    if config.audio.enabled:  # per-label audio settings can only be checked against the model's labels
+        from .audio.setup import load_audio_model
+
+        try:
+            load_audio_model(config.audio)
+        except ConfigError as exc:
+            raise ConfigError(str(args.file), exc.problems) from None
     print(f"{args.file}: OK — {len(config.cameras)} camera(s), storage {config.storage.backend}, "
           f"plan {config.storage.plan} ({config.plans[config.storage.plan]} days)")
     return 0

@@ -34,6 +34,14 @@ def test_check_config_ok_and_bad_field(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+def test_check_config_names_an_audio_label_the_model_does_not_have(tmp_path):
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[audio]\nthresholds = { smoke_alarm = 0.5 }\n')
+    res = run("check-config", str(typo))
+    assert res.returncode == 2 and "typo.toml" in res.stderr
+    assert "audio.thresholds.smoke_alarm" in res.stderr and "smoke_co_alarm" in res.stderr
+
+
 def test_run_with_bad_config_exits_2_without_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[recording\npre_roll_s = 1\n")
