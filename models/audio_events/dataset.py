@@ -11,6 +11,7 @@ import tempfile
 
 import numpy as np
 
+import negatives
 import sources
 import synth
 from features import WINDOW_SAMPLES
@@ -18,7 +19,7 @@ from features import WINDOW_SAMPLES
 LABELS = ["background", "smoke_co_alarm", "glass_break", "dog_bark", "baby_cry", "scream", "siren", "speech"]
 PRODUCT = [label for label in LABELS if label not in ("background", "speech")]
 # Share of a label's windows built from a real clip when the split has one (the rest is synthesis).
-REAL_SHARE = {"dog_bark": 0.5, "scream": 0.7, "siren": 0.35, "glass_break": 0.35}
+REAL_SHARE = {"dog_bark": 0.6, "scream": 0.7, "siren": 0.35, "glass_break": 0.5, "baby_cry": 0.3}
 W = WINDOW_SAMPLES
 
 _POOL: dict = {}  # per-process: {"events": {label: [arrays]}, "background": [...], "speech": [...]}
@@ -80,8 +81,10 @@ def background_bed(pools: dict, rng: np.random.Generator) -> tuple[np.ndarray, b
     """Room tone: real background, synthetic noise, speech, or a mix. Returns (audio, has_speech)."""
     r = rng.random()
     has_speech = False
-    if r < 0.5 and pools["background"]:
+    if r < 0.45 and pools["background"]:
         bed = crop(pools["background"][rng.integers(len(pools["background"]))], rng)
+    elif r < 0.55:  # tonal household sound (music, birds, bells, phone, whistling) over room noise
+        bed = negatives.confuser(W, rng) + synth.random_background(W, rng) * 10 ** (-rng.uniform(10, 40) / 20)
     elif r < 0.75:
         bed = synth.random_background(W, rng)
     else:
@@ -96,6 +99,8 @@ def background_bed(pools: dict, rng: np.random.Generator) -> tuple[np.ndarray, b
 def channel(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         x = synth.cheap_mic(x, rng)
+    if rng.random() < 0.5:
+        x = synth.random_eq(x, rng)
     return synth.set_level(x, rng.uniform(-50, -8))
 
 
@@ -128,7 +133,10 @@ def negative_window(kind: str, pools: dict, rng: np.random.Generator) -> tuple[n
             bed = synth.random_background(W, rng)
         return channel(synth.mix_at_snr(sp, bed, rng.uniform(0, 30)), rng), True
     bed, has_speech = background_bed(pools, rng)
-    if rng.random() < 0.3 and pools["background"]:  # two real sounds on top of each other
+    r = rng.random()
+    if r < 0.25:  # a hard negative: the tonal sounds the first models mistook for alarms and sirens
+        bed = synth.mix_at_snr(negatives.confuser(W, rng), bed, rng.uniform(0, 30))
+    elif r < 0.5 and pools["background"]:  # two real sounds on top of each other
         other = crop(pools["background"][rng.integers(len(pools["background"]))], rng)
         if synth.rms(other) > 1e-5:
             bed = synth.mix_at_snr(other, bed, rng.uniform(-5, 15))

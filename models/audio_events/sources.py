@@ -44,6 +44,9 @@ class Package:
     roots: tuple[str, ...]  # path prefixes (installed) whose audio files are used
     licence: str  # fallback when the copyright file is not machine-readable
     max_seconds: float = 60.0  # how much of each file is used (long music tracks)
+    # (installed prefix, source-tree prefix) when the copyright file names source paths that the
+    # installed paths do not end with (Lugaru installs Data/Sounds/ as .../lugaru/Sounds/)
+    dep5_source: tuple[str, str] = ("", "")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,25 @@ PACKAGES = [
     Package("lomiri-sounds", "train", ("/usr/share/sounds/lomiri/",), "CC-BY-SA-3.0 / CC0-1.0 / CC-BY-4.0"),
     # a real human voice for the speech negative (June Wallack; the test prompts are another speaker)
     Package("asterisk-core-sounds-fr-wav", "train", ("/usr/share/asterisk/sounds/fr_CA_f_June/",), "CC-BY-SA-3.0"),
+    # added in 1.1: more real barks, glass, screams, a cry; children's spoken words; music; phone rings
+    Package("qabcs-data", "train", ("/usr/share/qabcs/abcs/all/noises/", "/usr/share/qabcs/abcs/en/sounds/words/",
+                                    "/usr/share/qabcs/abcs/de/sounds/words/", "/usr/share/qabcs/abcs/ru/sounds/words/"),
+            "GPL-3+"),
+    Package("lugaru-data", "train", ("/usr/share/games/lugaru/Sounds/",), "CC-BY-SA-3.0", 30.0,
+            ("/usr/share/games/lugaru/", "Data/")),
+    Package("xemacs21-basesupport", "train", ("/usr/share/xemacs21/xemacs-packages/etc/sounds/",), "GPL"),
+    Package("etw-data", "train", ("/usr/share/games/etw/",), "GPL-2+"),
+    Package("trophy-data", "train", ("/usr/share/games/trophy/sounds/",), "GPL-2"),
+    Package("minetest-data", "train", ("/usr/share/games/minetest/games/",), "CC-BY-SA-3.0"),
+    Package("enigma-data", "train", ("/usr/share/games/enigma/",), "GPL-2+", 30.0),
+    Package("freedink-data", "train", ("/usr/share/games/dink/dink/Sound/",), "CC-BY-SA-3.0", 30.0),
+    Package("hannah-data", "train", ("/usr/share/games/hannah/",), "GPL-2", 30.0),
+    Package("btanks-data", "train", ("/usr/share/games/btanks/data/sounds/", "/usr/share/games/btanks/data/tunes/"),
+            "GPL-2+", 30.0),
+    Package("netpanzer-data", "train", ("/usr/share/games/netpanzer/sound/",), "GPL-2+"),
+    Package("warzone2100-music", "train", ("/usr/share/games/warzone2100/music/",), "GPL-2+", 30.0),
+    Package("gnome-audio", "train", ("/usr/share/sounds/",), "CC-BY-SA-2.0 / CC-BY-3.0"),
+    Package("linphone-common", "train", ("/usr/share/sounds/linphone/",), "GPL-3+"),
     # --- held-out (test) packages ---
     Package("wesnoth-1.16-data", "test", ("/usr/share/games/wesnoth/1.16/data/core/sounds/",), "GPL-2+"),
     Package("supertuxkart-data", "test", ("/usr/share/games/supertuxkart/data/sfx/",
@@ -86,6 +108,13 @@ PACKAGES = [
     Package("yaru-theme-sound", "test", ("/usr/share/sounds/Yaru/",), "CC-BY-SA-4.0"),
     Package("deepin-sound-theme", "test", ("/usr/share/sounds/deepin/",), "GPL-3+"),
     Package("asterisk-core-sounds-en-wav", "test", ("/usr/share/asterisk/sounds/en_US_f_Allison/",), "CC-BY-SA-3.0"),
+    # added in 1.1 (held out): Scratch's real recordings, Scorched 3D's sirens / barks / screams, glass, music
+    Package("scratch", "test", ("/usr/share/scratch/Media/Sounds/",), "CC-BY-SA-3.0", 120.0),
+    Package("mate-media-common", "test", ("/usr/share/sounds/mate/",), "LGPL-2+"),
+    Package("scorched3d-data", "test", ("/usr/share/games/scorched3d/data/globalmods/",), "CC-BY-SA-3 / GPL-2+", 120.0),
+    Package("freedroidrpg-data", "test", ("/usr/share/freedroidrpg/data/sound/",), "GPL-2+", 120.0),
+    Package("brainparty-data", "test", ("/usr/share/games/brainparty/",), "GPL-3+"),
+    Package("wesnoth-1.16-music", "test", ("/usr/share/games/wesnoth/1.16/data/core/music/",), "GPL-2+", 120.0),
 ]
 
 # First matching rule wins: (package, glob on the clip path, label). Unmatched files are background.
@@ -106,6 +135,39 @@ RULES = [
     # glass_break: SuperTux crystal shatter (train) and ice crash (test; no held-out package has one)
     ("supertux-data", "*/sounds/crystallo-shatter.ogg", "glass_break"),
     ("supertux-data", "*/sounds/icecrash.ogg", "glass_break@test"),
+    # added in 1.1 (see MODEL_CARD.md; each judged from spectrograms and f0 tracks)
+    ("qabcs-data", "*/noises/dog.ogg", "dog_bark"),
+    ("qabcs-data", "*/noises/doll.ogg", EXCLUDE),  # a crying/talking toy doll
+    ("qabcs-data", "*/noises/vase.ogg", EXCLUDE),  # impacts with ringing: maybe breaking, maybe not
+    ("qabcs-data", "*/sounds/words/*", "speech"),
+    ("lugaru-data", "*/Bark*.ogg", "dog_bark"),
+    ("lugaru-data", "*/Break.ogg", EXCLUDE),  # unidentified breaking sound
+    ("xemacs21-basesupport", "*/bark.wav", "dog_bark"),
+    ("xemacs21-basesupport", "*/cry.wav", "baby_cry"),
+    ("xemacs21-basesupport", "*/low-smash.wav", EXCLUDE),  # a smash, maybe glass
+    ("xemacs21-basesupport", "*/README.wav", EXCLUDE),  # FFmpeg cannot read it
+    ("enigma-data", "*/st-magic.wav", EXCLUDE),  # FFmpeg cannot read it
+    ("etw-data", "*/snd/dog.wav", "dog_bark"),
+    ("trophy-data", "*/dog.wav", "dog_bark"),
+    ("minetest-data", "*/default_break_glass.*.ogg", "glass_break"),
+    ("enigma-data", "*/shatter.wav", "glass_break"),
+    ("freedink-data", "*/wscream.wav", "scream"),
+    ("hannah-data", "*/scream.wav", "scream"),
+    ("btanks-data", "*/kamikaze-scream.ogg", "scream"),
+    ("btanks-data", "*/deadman*", EXCLUDE),  # acted death cries (see Wesnoth below)
+    ("netpanzer-data", "*/scream_1.wav", "scream"),
+    ("netpanzer-data", "*/scream_*", EXCLUDE),  # byte-identical copies of scream_1
+    ("linphone-common", "*/hello*.wav", "speech"),
+    ("scratch", "*/Animal/Dog*", "dog_bark"),
+    ("scratch", "*/Human/BabyCry*", "baby_cry"),
+    ("scratch", "*/Human/Scream-*", "scream"),
+    ("mate-media-common", "*/bark.ogg", "dog_bark"),
+    ("scorched3d-data", "*/misc/dog*.wav", "dog_bark"),
+    ("scorched3d-data", "*/misc/policecar.wav", "siren"),
+    ("scorched3d-data", "*/misc/firetruck.wav", "siren"),
+    ("scorched3d-data", "*/misc/scream*.wav", "scream"),
+    ("freedroidrpg-data", "*/Glass_Break.ogg", "glass_break"),
+    ("brainparty-data", "*/glass_break.wav", "glass_break"),
     # speech: game voices (train), Asterisk prompts (test)
     ("0ad-data", "*audio/voice/*", "speech"),
     ("hedgewars-data", "*/voices/Default/*", "speech"),
@@ -138,6 +200,12 @@ EXPECTED = [
     ("asterisk-core-sounds-en-wav", "*", 100), ("asterisk-core-sounds-fr-wav", "*", 100),
     ("0ad-data", "*audio/music/*", 20),
     ("supertuxkart-data", "*/music/*", 20),
+    ("scratch", "*/Animal/Dog*", 2), ("scratch", "*/Human/BabyCry*", 1), ("scratch", "*/Human/Scream-*", 3),
+    ("scorched3d-data", "*/misc/policecar.wav", 1), ("scorched3d-data", "*/misc/firetruck.wav", 1),
+    ("scorched3d-data", "*/misc/scream*.wav", 5), ("scorched3d-data", "*/misc/dog*.wav", 3),
+    ("minetest-data", "*/default_break_glass.*.ogg", 3), ("lugaru-data", "*/Bark*.ogg", 4),
+    ("xemacs21-basesupport", "*/cry.wav", 1), ("freedroidrpg-data", "*/Glass_Break.ogg", 1),
+    ("brainparty-data", "*/glass_break.wav", 1),
 ]
 
 APT_INSTALL = "apt-get install -y --no-install-recommends " + " ".join(p.name for p in PACKAGES) + " espeak-ng"
@@ -221,13 +289,12 @@ def _zip_cached(path: str) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
-def load_audio(path: str, max_seconds: float | None = None) -> np.ndarray:
-    """Decode any FFmpeg-readable clip to 16 kHz mono float32 (FFmpeg's resampler via PyAV)."""
+def _decode(data: bytes, limit: int | None) -> list[np.ndarray]:
     import av
 
-    limit = int(max_seconds * SR) if max_seconds else None
     chunks, total = [], 0
-    with av.open(io.BytesIO(read_bytes(path))) as c:
+    # some game files carry Latin-1 tags; FFmpeg would decode them fine, PyAV's strict UTF-8 would not
+    with av.open(io.BytesIO(data), metadata_errors="replace") as c:
         rs = av.AudioResampler(format="flt", layout="mono", rate=SR)
         try:
             for frame in c.decode(audio=0):
@@ -240,6 +307,19 @@ def load_audio(path: str, max_seconds: float | None = None) -> np.ndarray:
             pass
         for f in rs.resample(None):
             chunks.append(f.to_ndarray().reshape(-1))
+    return chunks
+
+
+def load_audio(path: str, max_seconds: float | None = None) -> np.ndarray:
+    """Decode any FFmpeg-readable clip to 16 kHz mono float32 (FFmpeg's resampler via PyAV)."""
+    import av
+
+    limit = int(max_seconds * SR) if max_seconds else None
+    try:
+        chunks = _decode(read_bytes(path), limit)
+    except av.error.FFmpegError as exc:  # not audio FFmpeg can read (two files): reported and skipped
+        print(f"skipped unreadable {path}: {exc}", file=sys.stderr)
+        chunks = []
     x = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     return x[:limit] if limit else x
 
@@ -264,6 +344,9 @@ def _dep5_stanzas(pkg: str) -> list[tuple[list[str], str]]:
 def licence_for(pkg: Package, path: str) -> str:
     """Last matching DEP-5 stanza (as the format says), matched against every suffix of the path."""
     member = path.replace("!", "/")
+    installed, source = pkg.dep5_source
+    if installed and member.startswith(installed):
+        member = source + member[len(installed):]
     parts = member.strip("/").split("/")
     suffixes = ["/".join(parts[i:]) for i in range(len(parts))]
     found = None

@@ -283,6 +283,16 @@ def cheap_mic(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.fft.irfft(spec * h, n=len(x)).astype(np.float32)
 
 
+def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float = 8.0) -> np.ndarray:
+    """A smooth random tilt/colour (+-max_db at 6 log-spaced frequencies, interpolated): rooms, walls,
+    enclosures and microphones colour every recording differently; the model must not care."""
+    f = np.fft.rfftfreq(len(x), 1 / SR)
+    nodes = np.geomspace(60, 8000, 6)
+    gains_db = rng.uniform(-max_db, max_db, len(nodes))
+    g = 10 ** (np.interp(np.log(np.maximum(f, 30)), np.log(nodes), gains_db) / 20)
+    return np.fft.irfft(np.fft.rfft(x) * g, n=len(x)).astype(np.float32)
+
+
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
 
