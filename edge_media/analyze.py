@@ -29,7 +29,7 @@ from .pipeline import (
     audio_batch,
     detect_batch,
 )
-from .sources import SourceSpec, SourceStats, VideoSource
+from .sources import Disconnected, SourceSpec, SourceStats, VideoSource
 
 AUDIO_BLOCK_SAMPLES = 16000 * 8  # 8 s per block: ~16 windows per model call when analysing files
 
@@ -138,6 +138,8 @@ def _analyze_video(path: str | Path, total: float, opts: AnalyzeOptions, detecto
     report = AnalysisReport(str(path), total, 0.0, pipe.events, source.stats, 0, detector.model_version)
     with (_progress(total) if progress else nullcontext()) as pbar:
         for ev in source:
+            if isinstance(ev, Disconnected) and (tail := pipe.audio_tail()) is not None:
+                report.audio_trace += audio_batch(audio_model, [tail])[0]
             out = pipe.handle(ev)
             if isinstance(out, AudioWindows):
                 [results] = audio_batch(audio_model, [out])
@@ -164,7 +166,11 @@ def _analyze_audio(path: str | Path, cfg: AudioConfig, model: AudioEventModel, r
             report.audio_trace.append((res.time, res.scores))
             report.events += [tr.event for tr in res.transitions if tr.kind == "end"]
         t = block.time + len(block.samples) / model.info.sample_rate
-    report.events += [tr.event for tr in detector.flush(t)]
+    tail, ends = detector.end(t)
+    for res in tail:
+        report.audio_trace.append((res.time, res.scores))
+        report.events += [tr.event for tr in res.transitions if tr.kind == "end"]
+    report.events += [tr.event for tr in ends]
     report.duration_s = max(report.duration_s, t)
     _describe_audio(report, model)
 

@@ -117,6 +117,15 @@ class CameraPipeline:
             windows += self.audio.windower.push(block.samples, block.time)
         return AudioWindows(self, windows) if windows else None
 
+    def audio_tail(self) -> AudioWindows | None:
+        """End of a file (not a live stream): the camera track's last audio, drained from the decoder
+        and windowed over silence (``AudioWindower.end``), so a sound in its last second is heard."""
+        if self.audio is None or self.audio.decoder is None:
+            return None
+        windows = [w for b in self.audio.decoder.flush() for w in self.audio.windower.push(b.samples, b.time)]
+        windows += self.audio.windower.end()
+        return AudioWindows(self, windows) if windows else None
+
     def stream_time_of(self, wall: float) -> float | None:
         """This camera's stream time at wall-clock ``wall`` (to place a paired microphone's events)."""
         if self._clock is None:

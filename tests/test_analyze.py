@@ -75,3 +75,19 @@ def test_long_gop_noisy_camera_stays_quiet(tmp_path, detector):
     up over a 10 s GOP and the keyframe reset then looked like motion. We decode fully."""
     spec = VideoSpec(duration_s=25, gop=150, noise_sigma=8.0)
     assert analyze(make_video(tmp_path / "longgop.mp4", spec), detector).events == []
+
+
+def test_camera_audio_is_windowed_to_the_end_of_the_file(tmp_path, detector):
+    # The last second of a camera file's audio track is heard too (drained, windowed over silence).
+    import numpy as np
+
+    from edge_media.config import AudioConfig
+
+    from audio_fixtures import make_camera_clip, pink_noise
+
+    clip = make_camera_clip(tmp_path / "cam.mp4", pink_noise(3 * 48000, 48000, -30.0, np.random.default_rng(0)))
+    report = analyze_file(clip, AnalyzeOptions(audio=AudioConfig()), detector=detector)
+    times = [t for t, _ in report.audio_trace]
+    hop = 7800 / 16000
+    assert times and times[-1] >= 3.0 - hop  # without the tail the last window would start at 1.95 s
+    assert all(abs((b - a) - hop) < 1e-6 for a, b in zip(times, times[1:]))

@@ -213,3 +213,25 @@ def test_detector_skips_the_model_on_silent_windows_and_batches_the_rest():
 def test_detector_requires_matching_labels():
     with pytest.raises(ValueError):
         AudioDetector(CountingModel(), AudioEventLogic("x", ["dog_bark"], THRESHOLDS), AudioWindower())
+
+
+def test_detector_end_hears_a_sound_in_a_file_shorter_than_one_window(tmp_path, monkeypatch):
+    # 0.9 s of a 3.1 kHz tone: no full window while pushing; end() windows it over silence, two
+    # windows hold it, and the two-window minimum duration starts (and the flush ends) the event.
+    from edge_media.audio.model import AudioEventModel
+    from edge_media.models import MODELS_DIR_ENV
+
+    from audio_fixtures import ALARM_HZ, write_models_dir
+
+    monkeypatch.setenv(MODELS_DIR_ENV, str(write_models_dir(tmp_path / "models")))
+    model = AudioEventModel.from_manifest()
+    logic = AudioEventLogic("mic", model.labels, model.info.thresholds, min_duration_s=0.5, hop_s=7800 / 16000)
+    detector = AudioDetector(model, logic, AudioWindower())
+    tone = (0.3 * np.sin(2 * np.pi * ALARM_HZ * np.arange(14400) / 16000)).astype(np.float32)
+    assert detector.push(tone, 0.0) == []
+    tail, ends = detector.end(0.9)
+    assert len(tail) == 2 and all(r.scores is not None for r in tail)
+    assert tail[0].transitions == ()  # one window is not yet the 0.5 s minimum
+    starts = [t.event for t in tail[1].transitions if t.kind == "start"]
+    assert [e.label for e in starts] == ["smoke_co_alarm"] and starts[0].start == 0.0
+    assert [t.event.label for t in ends] == ["smoke_co_alarm"] and ends[0].event.end <= 0.9

@@ -129,3 +129,27 @@ def test_accepts_column_vectors_and_rejects_stereo():
 def test_rejects_bad_hop(hop):
     with pytest.raises(ValueError):
         AudioWindower(hop_samples=hop)
+
+
+@pytest.mark.parametrize("n", [1, 9000, 14400, 15600, 20000, 31234])
+def test_end_windows_the_last_audio_over_silence(n):
+    # A file's last second (or a file shorter than one window) must still be heard: windows go on
+    # over silence until the one whose start hop holds the last sample; times stay on the hop grid.
+    signal = noise(n, -20.0, seed=n)
+    w = AudioWindower()
+    windows = w.push(signal, 5.0) + w.end()
+    assert windows, "every sample is in a window"
+    times = [x.time for x in windows]
+    assert times == [5.0 + k * 7800 / 16000 for k in range(len(times))]
+    last = windows[-1]
+    first_of_last = round((last.time - 5.0) * 16000)
+    assert first_of_last <= n - 1 < first_of_last + 7800  # the last sample is in the last start hop
+    covered = np.concatenate([signal, np.zeros(first_of_last + 15600 - n, np.float32)])
+    for x in windows:
+        k = round((x.time - 5.0) * 16000)
+        assert np.array_equal(x.samples, covered[k:k + 15600])
+    assert w.end() == [] and w.next_time is None  # the run is over
+
+
+def test_end_without_audio_is_nothing():
+    assert AudioWindower().end() == []

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_media.config import dump_example
@@ -122,3 +123,13 @@ def test_analyze_shows_audio_events_and_writes_a_plot(tmp_path):
     png = tmp_path / "timeline.png"
     res = run("analyze", str(flac), "--plot", str(png))
     assert res.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyze_hears_a_file_shorter_than_one_audio_window(tmp_path):
+    from audio_fixtures import encode_audio, pink_noise
+
+    short = encode_audio(tmp_path / "short.flac", pink_noise(14400, 16000, -30.0, np.random.default_rng(0)), 16000)
+    res = run("analyze", str(short), "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["audio_windows"] == 2 and report["audio_windows_inferred"] == 2  # 0.9 s, windowed to its end

@@ -162,7 +162,9 @@ class AudioDetector:
         self.model, self.logic, self.windower = model, logic, windower
 
     def push(self, block: np.ndarray, start_time: float) -> list[WindowResult]:
-        windows = self.windower.push(block, start_time)
+        return self._score(self.windower.push(block, start_time))
+
+    def _score(self, windows: list) -> list[WindowResult]:
         loud = [w for w in windows if not w.silent]
         # Silence never reaches the model: it is the gate that keeps a quiet house nearly free.
         scores = iter(self.model.predict(np.stack([w.samples for w in loud])) if loud else ())
@@ -175,3 +177,9 @@ class AudioDetector:
     def flush(self, t: float) -> list[Transition]:
         self.windower.reset()
         return self.logic.flush(t)
+
+    def end(self, t: float) -> tuple[list[WindowResult], list[Transition]]:
+        """End of a file at ``t``: its last second is windowed over silence (see
+        :meth:`AudioWindower.end`), then every open event ends by ``t`` at the latest."""
+        results = self._score(self.windower.end())
+        return results, self.logic.flush(t)

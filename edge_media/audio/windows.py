@@ -92,6 +92,20 @@ class AudioWindower:
         self.stats.samples += n
         return self._take_windows()
 
+    def end(self) -> list[Window]:
+        """End of the source (a file's end): windows go on over silence until every buffered sample
+        has been in a window's start hop, as if the room went quiet, so a sound in the last second is
+        heard as often as anywhere else. A file shorter than one window yields its windows here. The
+        run is over afterwards."""
+        if self._origin is None or self._len == 0:
+            self.reset()
+            return []
+        last_start = (self._len - 1) // self.hop_samples * self.hop_samples  # window holding the last sample
+        self._append(np.zeros(last_start + self.window_samples - self._len, np.float32))
+        out = self._take_windows()
+        self.reset()
+        return out
+
     # -- internals -------------------------------------------------------------------------------
 
     def _check_continuity(self, start_time: float, n: int) -> None:
