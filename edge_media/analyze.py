@@ -17,7 +17,7 @@ import numpy as np
 
 from recorder import CameraRecorder
 
-from .audio import AudioDetector, AudioEventModel, AudioFileSource
+from .audio import AudioDetector, AudioEventModel, AudioFileSource, WindowResult
 from .audio.setup import load_audio_model, new_logic, new_windower
 from .config import AudioConfig
 from .detect import MotionDetector, MotionSettings
@@ -161,15 +161,17 @@ def _analyze_audio(path: str | Path, cfg: AudioConfig, model: AudioEventModel, r
     name = Path(path).stem
     detector = AudioDetector(model, new_logic(name, model, cfg), new_windower(model, cfg))
     t = 0.0
-    for block in AudioFileSource(path, block_samples=AUDIO_BLOCK_SAMPLES):
-        for res in detector.push(block.samples, block.time):
+
+    def record(results: list[WindowResult]) -> None:
+        for res in results:
             report.audio_trace.append((res.time, res.scores))
             report.events += [tr.event for tr in res.transitions if tr.kind == "end"]
+
+    for block in AudioFileSource(path, block_samples=AUDIO_BLOCK_SAMPLES):
+        record(detector.push(block.samples, block.time))
         t = block.time + len(block.samples) / model.info.sample_rate
     tail, ends = detector.end(t)
-    for res in tail:
-        report.audio_trace.append((res.time, res.scores))
-        report.events += [tr.event for tr in res.transitions if tr.kind == "end"]
+    record(tail)
     report.events += [tr.event for tr in ends]
     report.duration_s = max(report.duration_s, t)
     _describe_audio(report, model)

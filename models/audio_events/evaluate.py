@@ -32,10 +32,8 @@ sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 
-from edge_media.audio.events import AudioEventLogic  # noqa: E402
 from edge_media.audio.model import AudioEventModel  # noqa: E402
-from edge_media.audio.setup import min_durations  # noqa: E402
-from edge_media.audio.windows import AudioWindower  # noqa: E402
+from edge_media.audio.setup import min_durations, new_logic, new_windower  # noqa: E402
 from edge_media.config import AudioConfig  # noqa: E402
 
 import sources  # noqa: E402
@@ -45,6 +43,7 @@ SR = 16000
 LEAD_S, TAIL_S = 1.0, 3.0
 EVAL_SEED = 777
 RUNTIME = AudioConfig()  # the service's defaults: hop, silence gate, hysteresis, end_after_s
+RAW = AudioConfig(min_duration_s=0.0, hysteresis=0.0)  # any one window above threshold is an event
 
 
 def load_model(manifest_path: Path) -> AudioEventModel:
@@ -56,9 +55,7 @@ def scan(model: AudioEventModel, x: np.ndarray, rng: np.random.Generator) -> tup
     lead, tail = int(LEAD_S * SR), int(TAIL_S * SR)
     y = synth.colored_noise(len(x) + lead + tail, rng, 1.0) * 10 ** (-65 / 20)
     y[lead:lead + len(x)] += x
-    windower = AudioWindower(window_samples=model.info.window_samples, hop_samples=round(RUNTIME.hop_s * SR),
-                             sample_rate=SR, silence_dbfs=RUNTIME.silence_dbfs)
-    ws = windower.push(y.astype(np.float32), 0.0)
+    ws = new_windower(model, RUNTIME).push(y.astype(np.float32), 0.0)
     loud = [w.samples for w in ws if not w.silent]
     scores = iter(np.concatenate([model.predict(np.stack(loud[i:i + 64])) for i in range(0, len(loud), 64)])
                   if loud else ())
@@ -67,13 +64,7 @@ def scan(model: AudioEventModel, x: np.ndarray, rng: np.random.Generator) -> tup
 
 def event_starts(model: AudioEventModel, times: list[float], scores: list, raw: bool) -> list[str]:
     """Labels of the events the runtime logic starts (raw: one window above threshold suffices)."""
-    if raw:
-        logic = AudioEventLogic("eval", model.labels, model.info.thresholds, min_duration_s=0.0,
-                                hysteresis=0.0, end_after_s=RUNTIME.end_after_s, hop_s=RUNTIME.hop_s)
-    else:
-        logic = AudioEventLogic("eval", model.labels, model.info.thresholds,
-                                min_duration_s=min_durations(model, RUNTIME), hysteresis=RUNTIME.hysteresis,
-                                end_after_s=RUNTIME.end_after_s, hop_s=RUNTIME.hop_s)
+    logic = new_logic("eval", model, RAW if raw else RUNTIME)  # the service builds its logic the same way
     return [tr.event.label for t, s in zip(times, scores) for tr in logic.update(t, s) if tr.kind == "start"]
 
 
