@@ -2,7 +2,7 @@
 
 Floor: demux the record stream + decode the detect stream (the same file here: one stream per
 camera, decoded once) — the least any motion-recording pipeline must do. Pipeline: the real thing
-(edge_media.analyze with a recorder): gray 320x180 detect frames, batched ONNX motion model,
+(edge_media.tools.analyze with a recorder): gray 320x180 detect frames, batched ONNX motion model,
 event tracker, pre-roll ring, clips remuxed into the spool. Also a naive baseline: full-res BGR
 conversion + OpenCV MOG2 on every frame. Runs are interleaved and repeated; medians of CPU time.
 
@@ -23,11 +23,11 @@ from pathlib import Path
 import av
 import cv2
 
-from edge_media.analyze import AnalyzeOptions, analyze_file
 from edge_media.config import AudioConfig
 from edge_media.detect import MotionDetector
 from edge_media.events import TrackerSettings
-from edge_media.samples import MovingBox, VideoSpec, make_video
+from edge_media.tools.analyze import AnalyzeOptions, analyze_file
+from edge_media.tools.samples import MovingBox, VideoSpec, make_video
 from recorder import CameraRecorder, Spool
 
 

@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT)]
 
 from minio.deleteobjects import DeleteObject  # noqa: E402
 
-from edge_media.devserver import MotoServer, S3Server  # noqa: E402
+from edge_media.tools.devserver import MotoServer, S3Server  # noqa: E402
 from uploader.db import Database  # noqa: E402
 from uploader.index import IndexedObject, insert  # noqa: E402
 from uploader.outbox import Outbox, OutboxItem  # noqa: E402

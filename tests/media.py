@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 
-from edge_media.samples import MovingBox, VideoSpec, background, luma_frames, make_video
+from edge_media.tools.samples import MovingBox, VideoSpec, background, luma_frames, make_video
 from recorder import MediaPacket
 
 __all__ = ["WALL0", "MovingBox", "VideoSpec", "background", "demux", "luma_frames", "make_source", "make_video", "read_clip"]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from minio.deleteobjects import DeleteObject
 
-from edge_media.devserver import MOTO_ACCESS_KEY, MOTO_SECRET_KEY, MotoServer, S3Server, free_port  # noqa: F401
+from edge_media.tools.devserver import MOTO_ACCESS_KEY, MOTO_SECRET_KEY, MotoServer, S3Server, free_port  # noqa: F401
 from uploader.s3_store import S3Store
 
 ENV_ENDPOINT = "EDGE_MEDIA_TEST_S3_ENDPOINT"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edge_media.analyze import AnalyzeOptions, analyze_file
 from edge_media.detect import MotionDetector
 from edge_media.events import TrackerSettings
+from edge_media.tools.analyze import AnalyzeOptions, analyze_file
 
 from media import MovingBox, VideoSpec, make_video
 

@@ -219,7 +219,7 @@ def test_detector_end_hears_a_sound_in_a_file_shorter_than_one_window(tmp_path, 
     # 0.9 s of a 3.1 kHz tone: no full window while pushing; end() windows it over silence, two
     # windows hold it, and the two-window minimum duration starts (and the flush ends) the event.
     from edge_media.audio.model import AudioEventModel
-    from edge_media.models import MODELS_DIR_ENV
+    from edge_media.model_files import MODELS_DIR_ENV
 
     from audio_fixtures import ALARM_HZ, write_models_dir
 

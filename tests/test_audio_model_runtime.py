@@ -11,7 +11,7 @@ import pytest
 
 from edge_media.audio.labels import AUDIOSET_CLASS_INDEX, AUDIOSET_TO_EVENTS, LabelMapError, read_class_map
 from edge_media.audio.model import DEFAULT_YAMNET_THRESHOLD, AudioEventModel
-from edge_media.models import MODELS_DIR_ENV, ModelIntegrityError
+from edge_media.model_files import MODELS_DIR_ENV, ModelIntegrityError
 
 from audio_fixtures import (
     ALARM_HZ,

@@ -10,7 +10,7 @@ from edge_media.audio.setup import load_audio_model, min_durations, new_logic
 from edge_media.config import AudioConfig
 from edge_media.config.audio import DEFAULT_MIN_DURATION_S
 from edge_media.config.loader import ConfigError
-from edge_media.models import MODELS_DIR_ENV
+from edge_media.model_files import MODELS_DIR_ENV
 
 from audio_fixtures import PRODUCT, write_models_dir
 

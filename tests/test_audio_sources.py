@@ -26,8 +26,8 @@ from edge_media.audio import (
     MicSource,
     MicUnavailable,
 )
-from edge_media.samples import VideoSpec, make_video
 from edge_media.sources import SourceSpec, VideoSource
+from edge_media.tools.samples import VideoSpec, make_video
 from recorder.packets import MediaPacket
 
 from audio_fixtures import alarm_scene, encode_audio, make_camera_clip, write_models_dir

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from edge_media.config import load_config
-from edge_media.service import Service
+from edge_media.service.hub import Service
 
 from media import MovingBox, VideoSpec, make_video
 

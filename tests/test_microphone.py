@@ -14,8 +14,8 @@ import pytest
 
 from edge_media.audio import AudioFileSource
 from edge_media.config import parse_config
-from edge_media.samples import VideoSpec, make_video
-from edge_media.service import Service
+from edge_media.service.hub import Service
+from edge_media.tools.samples import VideoSpec, make_video
 
 from audio_fixtures import alarm_scene, encode_audio
 

@@ -1,4 +1,4 @@
-"""The motion ONNX graph (models/build_motion.py) and model verification (edge_media.models)."""
+"""The motion ONNX graph (models/build_motion.py) and model verification (edge_media.model_files)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edge_media.models import (
+from edge_media.model_files import (
     ModelIntegrityError,
     file_sha256,
     load_model_entry,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_media.housekeeping import SpoolQuota, expire_local_copies
+from edge_media.service.housekeeping import SpoolQuota, expire_local_copies
 from recorder import Spool
 from uploader import audit
 from uploader.db import Database

@@ -13,7 +13,7 @@ import av
 import pytest
 
 from edge_media.config import parse_config
-from edge_media.service import Service
+from edge_media.service.hub import Service
 from uploader.retention import parse_utc
 
 from media import MovingBox, VideoSpec, make_video, read_clip

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edge_media.config import parse_config
-from edge_media.service import Service
+from edge_media.service.hub import Service
 
 from audio_fixtures import alarm_scene, make_camera_clip
 

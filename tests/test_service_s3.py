@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from edge_media.config import parse_config
-from edge_media.context import HubContext
 from edge_media.privacy import OwnerRights
-from edge_media.service import Service
+from edge_media.service.context import HubContext
+from edge_media.service.hub import Service
 from uploader.sweeper import RetentionSweeper
 
 from media import MovingBox, VideoSpec, make_video

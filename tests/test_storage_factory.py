@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_media.config import parse_config
-from edge_media.storage import StorageConfigError, build_store, resolve_credentials
+from edge_media.service.storage import StorageConfigError, build_store, resolve_credentials
 from uploader import LocalStore
 from uploader.s3_store import MIB, S3Store
 

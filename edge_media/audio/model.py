@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge_media.models import (
+from edge_media.model_files import (
     ModelFile,
     ModelIntegrityError,
     inference_session,

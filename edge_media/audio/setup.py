@@ -7,7 +7,7 @@ import logging
 from ..config import AudioConfig
 from ..config.audio import DEFAULT_MIN_DURATION_S
 from ..config.loader import ConfigError
-from ..models import ModelIntegrityError
+from ..model_files import ModelIntegrityError
 from .events import AudioEventLogic
 from .labels import LabelMapError
 from .model import AudioEventModel

@@ -17,7 +17,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from edge_media.models import (
+from edge_media.model_files import (
     ModelFile,
     inference_session,
     load_model_entry,

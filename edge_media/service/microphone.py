@@ -18,9 +18,9 @@ import numpy as np
 
 from recorder import AudioClipRecorder, ClipEvent
 
-from .audio import AudioBlock, MicUnavailable
-from .events import Transition
-from .pipeline import AudioChain, AudioWindows, CameraPipeline
+from ..audio import AudioBlock, MicUnavailable
+from ..events import Transition
+from .camera import AudioChain, AudioWindows, CameraPipeline
 
 log = logging.getLogger(__name__)
 

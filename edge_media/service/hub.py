@@ -14,26 +14,26 @@ from uploader.outbox import Outbox
 from uploader.sweeper import RetentionSweeper
 from uploader.worker import UploadWorker
 
-from .audio import MicSource
-from .audio.setup import load_audio_model, new_logic, new_windower
+from ..audio import MicSource
+from ..audio.setup import load_audio_model, new_logic, new_windower
+from ..config import CameraConfig, Config, MicrophoneConfig
+from ..detect import MotionDetector, MotionSettings
+from ..events import EventTracker, TrackerSettings
+from ..privacy import OwnerRights
+from ..sources import DetectFrame, Disconnected, SourceError, SourceSpec, VideoSource
 from .batcher import Batcher
-from .config import CameraConfig, Config, MicrophoneConfig
-from .context import HubContext
-from .detect import MotionDetector, MotionSettings
-from .events import EventTracker, TrackerSettings
-from .housekeeping import SpoolQuota, expire_local_copies
-from .microphone import BlockSource, MicWorker
-from .pipeline import (
+from .camera import (
     AudioChain,
     AudioWindows,
     CameraPipeline,
     audio_batch,
     detect_batch,
 )
+from .context import HubContext
+from .housekeeping import SpoolQuota, expire_local_copies
+from .microphone import BlockSource, MicWorker
 from .plans import sync_plans
-from .privacy import OwnerRights
 from .publish import ClipPublisher
-from .sources import DetectFrame, Disconnected, SourceError, SourceSpec, VideoSource
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from recorder import Spool
 from uploader import ObjectStore
 from uploader.db import Database
 
-from .config import Config
-from .identity import camera_hash, load_or_create_secret
-from .privacy import OwnerScope
+from ..config import Config
+from ..privacy import OwnerScope
+from ..privacy.identity import camera_hash, load_or_create_secret
 from .storage import build_store
 
 DB_NAME = "edge-media.db"

@@ -22,16 +22,16 @@ import numpy as np
 from recorder import CameraRecorder, ClipEvent
 from recorder.packets import MediaPacket
 
-from .audio import (
+from ..audio import (
     AudioEventLogic,
     AudioEventModel,
     AudioWindower,
     CameraAudioDecoder,
     Window,
 )
-from .detect import MotionDetector, MotionResult, MotionSettings
-from .events import Event, EventTracker, Transition
-from .sources import Connected, DetectFrame, Disconnected, SourceEvent
+from ..detect import MotionDetector, MotionResult, MotionSettings
+from ..events import Event, EventTracker, Transition
+from ..sources import Connected, DetectFrame, Disconnected, SourceEvent
 
 log = logging.getLogger(__name__)
 

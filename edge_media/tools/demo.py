@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import load_config
+from ..config import load_config
+from ..service.hub import Service
 from .samples import MovingBox, VideoSpec, make_video
-from .service import Service
 
 log = logging.getLogger(__name__)
 

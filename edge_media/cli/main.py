@@ -12,9 +12,9 @@ from pathlib import Path
 
 from uploader import StoreError
 
-from .cli_storage import add_storage_parser
-from .config import ConfigError, load_config
-from .storage import StorageConfigError
+from ..config import ConfigError, load_config
+from ..service.storage import StorageConfigError
+from .storage import add_storage_parser
 
 log = logging.getLogger("edge_media")
 
@@ -27,7 +27,7 @@ def _setup_logging(level: str = "INFO") -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     if config.audio.enabled:  # per-label audio settings can only be checked against the model's labels
-        from .audio.setup import load_audio_model
+        from ..audio.setup import load_audio_model
 
         try:
             load_audio_model(config.audio)
@@ -41,7 +41,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _setup_logging(config.service.log_level)
-    from .service import Service
+    from ..service.hub import Service
 
     service = Service(config)
 
@@ -56,12 +56,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .analyze import AnalyzeOptions, analyze_file
-    from .audio import AudioSourceError
-    from .config import AudioConfig
-    from .detect import MotionSettings
-    from .events import TrackerSettings
-    from .sources import SourceError
+    from ..audio import AudioSourceError
+    from ..config import AudioConfig
+    from ..detect import MotionSettings
+    from ..events import TrackerSettings
+    from ..sources import SourceError
+    from ..tools.analyze import AnalyzeOptions, analyze_file
 
     opts = AnalyzeOptions(
         detect_width=args.detect_width, detect_fps=args.fps,
@@ -74,7 +74,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.plot:
-        from .plot import plot_timeline
+        from ..tools.plot import plot_timeline
 
         plot_timeline(report, args.plot)
     if args.json:
@@ -99,7 +99,7 @@ def _print_report(report) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import print_demo, run_demo
+    from ..tools.demo import print_demo, run_demo
 
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="edge-media-demo-"))
     result = run_demo(workdir, s3=args.s3)

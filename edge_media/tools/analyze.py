@@ -17,19 +17,19 @@ import numpy as np
 
 from recorder import CameraRecorder
 
-from .audio import AudioDetector, AudioEventModel, AudioFileSource, WindowResult
-from .audio.setup import load_audio_model, new_logic, new_windower
-from .config import AudioConfig
-from .detect import MotionDetector, MotionSettings
-from .events import Event, EventTracker, TrackerSettings
-from .pipeline import (
+from ..audio import AudioDetector, AudioEventModel, AudioFileSource, WindowResult
+from ..audio.setup import load_audio_model, new_logic, new_windower
+from ..config import AudioConfig
+from ..detect import MotionDetector, MotionSettings
+from ..events import Event, EventTracker, TrackerSettings
+from ..service.camera import (
     AudioChain,
     AudioWindows,
     CameraPipeline,
     audio_batch,
     detect_batch,
 )
-from .sources import Disconnected, SourceSpec, SourceStats, VideoSource
+from ..sources import Disconnected, SourceSpec, SourceStats, VideoSource
 
 AUDIO_BLOCK_SAMPLES = 16000 * 8  # 8 s per block: ~16 windows per model call when analysing files
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from uploader import LocalStore, ObjectStore
 from uploader.s3_store import MIB, S3Store
 
-from .config import Config, S3Config
+from ..config import Config, S3Config
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from uploader.lifecycle import apply_lifecycle
 from uploader.outbox import Outbox
 from uploader.sweeper import RetentionSweeper
 
-from .config import load_config
-from .context import HubContext
-from .plans import sync_plans
-from .privacy import OwnerRights
+from ..config import load_config
+from ..privacy import OwnerRights
+from ..service.context import HubContext
+from ..service.plans import sync_plans
 
 
 def _ctx(args: argparse.Namespace) -> HubContext:
