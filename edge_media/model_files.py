@@ -15,12 +15,14 @@ from typing import Any
 
 import onnxruntime as ort
 
+from .errors import EdgeMediaError
+
 MODELS_DIR_ENV = "EDGE_MEDIA_MODELS_DIR"
 MANIFEST_NAME = "manifest.json"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(EdgeMediaError, RuntimeError):
     """A model file or manifest entry is missing, or the file's sha256 differs from the manifest."""
 
 

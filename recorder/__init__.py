@@ -5,6 +5,7 @@ Knows nothing of S3 or of the application: ``edge_media`` drives it and hands si
 
 from recorder.audio_clip import AudioClipRecorder
 from recorder.camera import CameraRecorder
+from recorder.errors import RecorderError
 from recorder.packets import MediaPacket
 from recorder.ring import PreRollRing
 from recorder.sidecar import ClipEvent, ClipSidecar, new_clip_id
@@ -21,6 +22,7 @@ __all__ = [
     "ClipWriter",
     "MediaPacket",
     "PreRollRing",
+    "RecorderError",
     "Spool",
     "WrittenClip",
     "new_clip_id",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 
+from recorder.errors import RecorderError
 from recorder.packets import MediaPacket
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 _HASH_CHUNK = 1 << 20
 
 
-class ClipWriteError(Exception):
+class ClipWriteError(RecorderError):
     """The muxer or the file system refused the clip (disk full, bad timestamps, ...)."""
 
 

@@ -22,6 +22,8 @@ import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..errors import EXIT_USAGE, EdgeMediaError
+
 PRODUCT_LABELS: tuple[str, ...] = ("smoke_co_alarm", "glass_break", "dog_bark", "baby_cry", "scream",
                                    "siren")
 # Model outputs that are never events on their own (negatives the model was trained with).
@@ -52,8 +54,10 @@ AUDIOSET_CLASS_INDEX: Mapping[str, int] = {
 AUDIOSET_NUM_CLASSES = 521
 
 
-class LabelMapError(ValueError):
+class LabelMapError(EdgeMediaError, ValueError):
     """A class map or label map that cannot be used (unknown class names, bad CSV)."""
+
+    exit_code = EXIT_USAGE
 
 
 def read_class_map(path: Path | str) -> dict[str, int]:

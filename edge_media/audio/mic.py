@@ -20,6 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from ..errors import EdgeMediaError
 from .sources import SAMPLE_RATE, AudioBlock
 
 MIC_FIX = ("install the extra with `pip install 'edge-media[mic]'` and the system library with "
@@ -28,7 +29,7 @@ DEVICE_FIX = ("list input devices with `python -m sounddevice` and set the micro
               "of their names or indices (a USB microphone needs to be plugged in before start)")
 
 
-class MicUnavailable(RuntimeError):
+class MicUnavailable(EdgeMediaError, RuntimeError):
     """No usable microphone: sounddevice/PortAudio missing, or no such input device."""
 
 

@@ -16,6 +16,8 @@ from typing import NamedTuple
 import av
 import numpy as np
 
+from ..errors import EdgeMediaError
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
@@ -29,7 +31,7 @@ class AudioBlock(NamedTuple):
     samples: np.ndarray
 
 
-class AudioSourceError(Exception):
+class AudioSourceError(EdgeMediaError):
     """An audio source that cannot be read at all (missing, not media, no audio track)."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import EXIT_USAGE, EdgeMediaError
+
 
 class ConfigModel(BaseModel):
     """Base of every section: unknown keys are errors (typos must not be silently ignored),
@@ -13,13 +15,15 @@ class ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
 
 
-class FieldCheckError(ValueError):
+class FieldCheckError(EdgeMediaError, ValueError):
     """A cross-field check failure that knows which field to blame.
 
     Pydantic reports errors raised by a model validator at the model's own location; carrying a
     relative ``loc`` lets the loader name the offending field (``storage.plan``) instead of the
     whole section.
     """
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
         super().__init__(message)

@@ -11,13 +11,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import EXIT_USAGE, EdgeMediaError
 from ._base import FieldCheckError
 from .root import Config
 
 
-class ConfigError(Exception):
+class ConfigError(EdgeMediaError):
     """A configuration file that cannot be used. ``str()`` is the whole message for the operator:
     it names the file and every bad field with its location; ``problems`` holds one line each."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source

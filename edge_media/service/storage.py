@@ -29,15 +29,18 @@ from uploader import LocalStore, ObjectStore
 from uploader.s3_store import MIB, S3Store
 
 from ..config import Config, S3Config
+from ..errors import EXIT_USAGE, EdgeMediaError
 
 log = logging.getLogger(__name__)
 
 _FILE_KEYS = ("access_key", "secret_key")
 
 
-class StorageConfigError(Exception):
+class StorageConfigError(EdgeMediaError):
     """The storage section cannot be turned into a store (e.g. missing credentials). ``str()`` is the
     operator's message and never contains a secret."""
+
+    exit_code = EXIT_USAGE
 
 
 def build_store(config: Config) -> ObjectStore:

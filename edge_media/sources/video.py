@@ -20,6 +20,7 @@ import numpy as np
 
 from recorder.packets import MediaPacket
 
+from ..errors import EdgeMediaError
 from .backoff import Backoff
 from .frames import detect_size, gray_small
 
@@ -68,7 +69,7 @@ class DetectFrame:
 SourceEvent = Connected | Disconnected | MediaPacket | DetectFrame
 
 
-class SourceError(Exception):
+class SourceError(EdgeMediaError):
     """A source that cannot be read at all (missing or undecodable file)."""
 
 
