@@ -133,3 +133,49 @@ def test_analyze_hears_a_file_shorter_than_one_audio_window(tmp_path):
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["audio_windows"] == 2 and report["audio_windows_inferred"] == 2  # 0.9 s, windowed to its end
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    """Bug: there was no `edge-media --version`."""
+    import importlib.metadata
+
+    from edge_media.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"edge-media {importlib.metadata.version('edge-media')}\n"
+
+
+def test_example_config_prints_the_commented_example_and_it_loads(tmp_path):
+    """Bug: the commented example was only reachable from Python (`dump_example()`)."""
+    from edge_media.config import load_config
+
+    res = run("example-config")
+    assert res.returncode == 0 and res.stdout == dump_example() and "# edge-media configuration" in res.stdout
+    path = tmp_path / "example.toml"
+    path.write_text(res.stdout)
+    config = load_config(path)
+    assert [c.name for c in config.cameras] == ["front-door", "test-clip"]
+
+
+def _actions(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {c.dest: c.help for c in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield (*path, name), "(command)", helps.get(name)
+                yield from _actions(sub, (*path, name))
+        elif not isinstance(action, argparse._HelpAction):
+            yield path, action.option_strings[0] if action.option_strings else action.dest, action.help
+
+
+def test_every_command_and_option_has_help():
+    """Bug: `--config`, `--owner`, `--yes`, `--detect-width`, `analyze`'s video and others had no help text."""
+    from edge_media.cli.main import build_parser
+
+    found = list(_actions(build_parser()))
+    missing = [f"{' '.join(path)} {name}" for path, name, text in found if not (text or "").strip()]
+    assert len(found) > 40 and missing == []

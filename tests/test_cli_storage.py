@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
 
+from edge_media.cli import main
 from edge_media.config import load_config
 from edge_media.service.hub import Service
+from uploader import LocalStore
+from uploader.db import Database
+from uploader.index import ClipIndex, IndexedObject, insert
+from uploader.retention import deadline_tags, format_utc, from_epoch
 
 from media import MovingBox, VideoSpec, make_video
 
@@ -37,8 +44,9 @@ def hub(tmp_path):
 
 
 def test_status_export_restrict_erase(hub, tmp_path):
-    status = json.loads(run("storage", "status", "--config", str(hub)).stdout)
+    status = json.loads(run("storage", "status", "--config", str(hub), "--json").stdout)
     assert status["outbox"]["done"] == 1 and status["indexed_objects"] == 2
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", status["next_deadline"])
 
     out = tmp_path / "alice.zip"
     res = run("storage", "export", "--config", str(hub), "--owner", "alice", "--out", str(out))
@@ -47,14 +55,14 @@ def test_status_export_restrict_erase(hub, tmp_path):
     assert len(names) == 3 and "manifest.json" in names
 
     assert run("storage", "restrict", "--config", str(hub), "--camera", "porch").returncode == 0
-    status = json.loads(run("storage", "status", "--config", str(hub)).stdout)
+    status = json.loads(run("storage", "status", "--config", str(hub), "--json").stdout)
     assert status["restricted_cameras"] == ["porch"]
 
     refused = run("storage", "erase", "--config", str(hub), "--owner", "alice")
     assert refused.returncode == 2 and "--yes" in refused.stderr
     res = run("storage", "erase", "--config", str(hub), "--owner", "alice", "--yes")
     assert res.returncode == 0 and "erased 2 stored objects" in res.stdout
-    status = json.loads(run("storage", "status", "--config", str(hub)).stdout)
+    status = json.loads(run("storage", "status", "--config", str(hub), "--json").stdout)
     assert status["indexed_objects"] == 0 and status["restricted_cameras"] == []
     assert not list((tmp_path / "data" / "store" / "objects").rglob("*.mp4"))
 
@@ -78,3 +86,67 @@ def test_demo_s3(tmp_path):
     res = run("demo", "--s3", "--dir", str(tmp_path), timeout=300)
     assert res.returncode == 0, res.stderr
     assert "s3://edge-media-demo" in res.stdout and "clips stored : 1" in res.stdout
+
+
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
+def test_status_prints_aligned_text_with_iso_times_and_json_on_request(hub, capsys):
+    """Bug: `storage status` printed JSON only, with the next deadline as an epoch float (1796119200.42)."""
+    assert main(["storage", "restrict", "--config", str(hub), "--camera", "porch"]) == 0
+    capsys.readouterr()
+    assert main(["storage", "status", "--config", str(hub)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(rf"^next deadline +{ISO}$", text, re.MULTILINE)
+    assert re.search(r"^stored objects +2$", text, re.MULTILINE)
+    assert re.search(r"^CAMERA +KIND +OWNER +STATE$", text, re.MULTILINE)
+    assert re.search(r"^porch +camera +alice +restricted$", text, re.MULTILINE)
+    assert not re.search(r"\d{10}\.\d", text)  # no epoch floats anywhere
+    assert main(["storage", "status", "--config", str(hub), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert re.fullmatch(ISO, status["next_deadline"])
+    assert status["sources"] == [{"camera": "porch", "kind": "camera", "owner": "alice", "state": "restricted"}]
+
+
+def test_failed_export_leaves_no_file(hub, tmp_path, capsys):
+    """Bug: export opened --out before reading the store, so a failure half-way (here a stored clip whose bytes
+    no longer match their sha256) left a truncated archive that looked like a finished export."""
+    (clip,) = (tmp_path / "data" / "store" / "objects").rglob("*.mp4")
+    clip.write_bytes(b"bit rot" * 100)
+    out = tmp_path / "exports" / "alice.zip"
+    out.parent.mkdir()
+    assert main(["storage", "export", "--config", str(hub), "--owner", "alice", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("storage error: BadDigest")
+    assert list(out.parent.iterdir()) == []  # neither alice.zip nor a temp file
+
+
+def _object(key: str, *, ended_days_ago: float, days: int = 7) -> IndexedObject:
+    end = time.time() - ended_days_ago * 86_400
+    return IndexedObject(key=key, clip_id=key.rsplit("/", 1)[1], owner="alice", camera_hash="cam", kind="clip",
+                         plan="basic", wall_end=format_utc(from_epoch(end)), retain_until=end + days * 86_400,
+                         size=4, sha256=None, local_path=None, uploaded=end)
+
+
+def test_sweep_with_reconcile_also_sweeps(tmp_path, capsys):
+    """Bug: `storage sweep --reconcile` ran reconcile() *instead of* sweep(), although its help says "also":
+    an expired indexed clip survived it. Now an expired indexed clip and an expired unindexed object both go."""
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f'[service]\ndata_dir = "{tmp_path / "data"}"\n')
+    store, db = LocalStore(tmp_path / "data" / "store"), Database(tmp_path / "data" / "edge-media.db")
+    indexed_old, fresh = _object("clips/cam/a.mp4", ended_days_ago=10), _object("clips/cam/b.mp4", ended_days_ago=1)
+    lost_old = _object("clips/cam/c.mp4", ended_days_ago=9)  # uploaded, but its index row was lost
+    for obj in (indexed_old, fresh, lost_old):
+        store.put_bytes(obj.key, b"clip", tags=deadline_tags({}, obj.wall_end, "basic", 7))
+    with db.tx() as conn:
+        insert(conn, [indexed_old, fresh])
+    db.close()
+
+    assert main(["storage", "sweep", "--config", str(cfg), "--reconcile"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep: deleted 1 expired indexed objects" in out
+    assert "reconcile: deleted 1 expired unindexed objects" in out
+    assert {o.key for o in store.list_objects("")} == {fresh.key}
+    db = Database(tmp_path / "data" / "edge-media.db")
+    assert [o.key for o in ClipIndex(db).for_owner("alice")] == [fresh.key]
+    db.close()

@@ -1,19 +1,21 @@
-"""Command line: run, analyze, demo, check-config."""
+"""edge-media: record camera and microphone events on a home hub and keep them for their owner's plan."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import logging
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from uploader import StoreError
-
-from ..config import ConfigError, load_config
-from ..service.storage import StorageConfigError
+from ..config import ConfigError, dump_example, load_config
+from ..errors import UsageError, describe, domain_errors, exit_code
+from .paths import atomic_output, check_output_path
 from .storage import add_storage_parser
 
 log = logging.getLogger("edge_media")
@@ -55,33 +57,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from ..audio import AudioSourceError
     from ..config import AudioConfig
     from ..detect import MotionSettings
     from ..events import TrackerSettings
-    from ..sources import SourceError
-    from ..tools.analyze import AnalyzeOptions, analyze_file
+    from ..tools.analyze import AnalyzeOptions, analyze_file, check_options
 
+    check_options({"--detect-width": args.detect_width, "--fps": args.fps, "--sensitivity": args.sensitivity,
+                   "--min-frames": args.min_frames, "--post-roll": args.post_roll})
+    if args.plot:  # before the analysis, which may take minutes
+        _check_plot(args.plot)
     opts = AnalyzeOptions(
         detect_width=args.detect_width, detect_fps=args.fps,
         motion=MotionSettings(sensitivity=args.sensitivity, fps=args.fps),
         tracker=TrackerSettings(min_frames=args.min_frames, post_roll_s=args.post_roll),
         audio=None if args.no_audio else AudioConfig())
-    try:
-        report = analyze_file(args.video, opts, progress=not args.json and sys.stderr.isatty())
-    except (SourceError, AudioSourceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    report = analyze_file(args.video, opts, progress=not args.json and sys.stderr.isatty())
     if args.plot:
         from ..tools.plot import plot_timeline
 
-        plot_timeline(report, args.plot)
+        with atomic_output(args.plot) as tmp:
+            plot_timeline(report, tmp)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
     _print_report(report)
     return 0
+
+
+def _check_plot(path: Path) -> None:
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(f"--plot: unsupported picture format {path.suffix or '(none)'!r} "
+                         f"(use {', '.join(PLOT_SUFFIXES)})")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'edge-media[plot]'")
+    check_output_path(path, "--plot")
 
 
 def _print_report(report) -> None:
@@ -107,46 +120,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.clips else 1
 
 
+def cmd_example_config(args: argparse.Namespace) -> int:
+    sys.stdout.write(dump_example())
+    return 0
+
+
+def package_version() -> str:
+    """The installed distribution's version; a source tree that was never installed says so."""
+    try:
+        return importlib.metadata.version("edge-media")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed; run pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-media", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
     r = sub.add_parser("run", help="run the service until SIGINT/SIGTERM")
-    r.add_argument("--config", required=True, type=Path)
+    r.add_argument("--config", required=True, type=Path, help="the TOML config file")
     r.set_defaults(func=cmd_run)
-    a = sub.add_parser("analyze", help="detect events in a video file as fast as possible")
-    a.add_argument("video", type=Path)
-    a.add_argument("--json", action="store_true", help="print the report as JSON")
-    a.add_argument("--detect-width", type=int, default=320)
-    a.add_argument("--fps", type=float, default=5.0, help="detect frames per second")
-    a.add_argument("--sensitivity", type=float, default=0.5)
-    a.add_argument("--min-frames", type=int, default=2)
-    a.add_argument("--post-roll", type=float, default=5.0)
-    a.add_argument("--no-audio", action="store_true", help="skip the audio-event model")
-    a.add_argument("--plot", type=Path, help="write a timeline picture (needs the plot extra)")
-    a.set_defaults(func=cmd_analyze)
+    _add_analyze_parser(sub)
     d = sub.add_parser("demo", help="generate a sample clip and run the whole pipeline on it")
     d.add_argument("--dir", help="work directory (default: a new temp dir)")
     d.add_argument("--s3", action="store_true", help="store into a local moto S3 server the demo starts")
     d.set_defaults(func=cmd_demo)
     c = sub.add_parser("check-config", help="validate a config file")
-    c.add_argument("file", type=Path)
+    c.add_argument("file", type=Path, help="the TOML config file to check")
     c.set_defaults(func=cmd_check_config)
+    e = sub.add_parser("example-config", help="print a commented example config (every setting, with defaults)")
+    e.set_defaults(func=cmd_example_config)
     add_storage_parser(sub)
     return p
+
+
+def _add_analyze_parser(sub: argparse._SubParsersAction) -> None:
+    a = sub.add_parser("analyze", help="detect events in a video file as fast as possible")
+    a.add_argument("video", type=Path, help="video or audio file to analyse")
+    a.add_argument("--json", action="store_true", help="print the report as JSON")
+    a.add_argument("--detect-width", type=int, default=320,
+                   help="width detect frames are scaled to (64..1280, even; as a camera's detect_width)")
+    a.add_argument("--fps", type=float, default=5.0, help="detect frames per second (0.5..30)")
+    a.add_argument("--sensitivity", type=float, default=0.5, help="motion sensitivity, 0..1 (1: most sensitive)")
+    a.add_argument("--min-frames", type=int, default=2,
+                   help="consecutive motion frames that start an event (1..50)")
+    a.add_argument("--post-roll", type=float, default=5.0,
+                   help="seconds without motion that end an event (0..300)")
+    a.add_argument("--no-audio", action="store_true", help="skip the audio-event model")
+    a.add_argument("--plot", type=Path, help="write a timeline picture (.png, .svg, .pdf; needs the plot extra)")
+    a.set_defaults(func=cmd_analyze)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "run":
         _setup_logging("WARNING" if args.command == "analyze" else "INFO")
+    return run_command(args.func, args)
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The CLI's one error handler: a domain error is one line on stderr and its exit code; anything else is
+    a bug and keeps its traceback."""
     try:
-        return args.func(args)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    except (StoreError, StorageConfigError) as exc:
-        print(f"storage error: {exc}", file=sys.stderr)
-        return 1
+        return func(args)
+    except domain_errors() as exc:
+        print(describe(exc), file=sys.stderr)
+        return exit_code(exc)
     except KeyboardInterrupt:
         return 130
 

@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
 from pathlib import Path
 
 from uploader.lifecycle import apply_lifecycle
 from uploader.outbox import Outbox
-from uploader.sweeper import RetentionSweeper
+from uploader.sweeper import RetentionSweeper, SweepReport
 
-from ..config import load_config
+from ..config import Config, load_config
+from ..errors import UsageError
 from ..privacy import OwnerRights
 from ..service.context import HubContext
 from ..service.plans import sync_plans
+from .format import fields, human_bytes, iso_utc, print_json, table
+from .paths import atomic_output, check_output_path
 
 
-def _ctx(args: argparse.Namespace) -> HubContext:
-    return HubContext.open(load_config(args.config))
+def _ctx(args: argparse.Namespace, config: Config | None = None) -> HubContext:
+    return HubContext.open(config or load_config(args.config))
+
+
+def _check_owner(config: Config, owner: str) -> None:
+    """An owner the config does not know would export or erase nothing and say so with a 0: refuse."""
+    known = set(config.owners) | {c.owner for c in config.cameras} | {m.owner for m in config.microphones}
+    if owner not in known:
+        raise UsageError(f"--owner: no owner {owner!r} in this config (known: {', '.join(sorted(known)) or 'none'});"
+                         " to reach recordings of an owner since removed, add it back under [owners]")
+
+
+def _check_source(config: Config, name: str) -> None:
+    known = [c.name for c in config.cameras] + [m.name for m in config.microphones]
+    if name not in known:
+        raise UsageError(f"--camera: no camera or microphone named {name!r} in this config "
+                         f"(known: {', '.join(known) or 'none'})")
 
 
 def cmd_apply_lifecycle(args: argparse.Namespace) -> int:
@@ -33,10 +49,21 @@ def cmd_apply_lifecycle(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
     sweeper = RetentionSweeper(ctx.store, ctx.db)
-    report = sweeper.reconcile() if args.reconcile else sweeper.sweep()
-    print(f"deleted {report.deleted} expired objects ({report.local_deleted} local copies), "
-          f"{len(report.failed)} failed, in {report.duration_s:.2f} s")
-    return 1 if report.failed else 0
+    reports = [("sweep", sweeper.sweep())]
+    if args.reconcile:  # also, not instead: the bucket listing finds what the index lost
+        reports.append(("reconcile", sweeper.reconcile()))
+    for what, report in reports:
+        print(_sweep_line(what, report))
+    return 1 if any(report.failed for _, report in reports) else 0
+
+
+def _sweep_line(what: str, report: SweepReport) -> str:
+    if what == "sweep":
+        head = f"sweep: deleted {report.deleted} expired indexed objects ({report.local_deleted} local copies)"
+    else:
+        head = (f"reconcile: deleted {report.deleted} expired unindexed objects, "
+                f"kept {len(report.undated)} without a retain-until tag")
+    return f"{head}, {len(report.failed)} failed, in {report.duration_s:.2f} s"
 
 
 def cmd_sync_plans(args: argparse.Namespace) -> int:
@@ -49,19 +76,47 @@ def cmd_status(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
     rows = ctx.db.query("SELECT COUNT(*) AS n, MIN(retain_until) AS next FROM objects")[0]
     restricted = OwnerRights(ctx.store, ctx.spool, ctx.db).restricted()
-    status = {"outbox": Outbox(ctx.db).counts(), "indexed_objects": rows["n"], "next_deadline": rows["next"],
+    status = {"outbox": Outbox(ctx.db).counts(), "indexed_objects": rows["n"], "next_deadline": iso_utc(rows["next"]),
               "spool_bytes": ctx.spool.usage_bytes(),
               "restricted_cameras": sorted(c.name for c in ctx.config.cameras if ctx.camera_hash(c.name) in restricted)}
-    print(json.dumps(status, indent=2))
+    status["sources"] = _sources(ctx.config, set(status["restricted_cameras"]))
+    if args.json:
+        print_json(status)
+    else:
+        print(_status_text(status, ctx.config.recording.spool_quota_bytes))
     return 0
 
 
+def _sources(config: Config, restricted: set[str]) -> list[dict]:
+    """One row per camera and microphone: the columns a coming ``clips list`` shares (camera, owner)."""
+    rows = []
+    for kind, sources in (("camera", config.cameras), ("microphone", config.microphones)):
+        for s in sources:
+            state = "restricted" if s.name in restricted else "enabled" if s.enabled else "disabled"
+            rows.append({"camera": s.name, "kind": kind, "owner": s.owner, "state": state})
+    return rows
+
+
+def _status_text(status: dict, quota: int) -> str:
+    outbox = ", ".join(f"{n} {state}" for state, n in status["outbox"].items()) or "empty"
+    spool = f"{human_bytes(status['spool_bytes'])} of {human_bytes(quota)} quota"
+    summary = fields({"outbox": outbox, "stored objects": status["indexed_objects"],
+                      "next deadline": status["next_deadline"], "spool": spool})
+    sources = table(["camera", "kind", "owner", "state"], [list(r.values()) for r in status["sources"]])
+    return f"{summary}\n\n{sources}"
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    config = load_config(args.config)
+    _check_owner(config, args.owner)
+    target = None if args.out == "-" else check_output_path(Path(args.out), "--out")
+    ctx = _ctx(args, config)
     rights = OwnerRights(ctx.store, ctx.spool, ctx.db)
-    with contextlib.ExitStack() as stack:
-        out = sys.stdout.buffer if args.out == "-" else stack.enter_context(open(args.out, "wb"))
-        report = rights.export(ctx.scope(args.owner), out, fmt=args.format)
+    if target is None:
+        report = rights.export(ctx.scope(args.owner), sys.stdout.buffer, fmt=args.format)
+    else:
+        with atomic_output(target) as tmp, open(tmp, "wb") as out:
+            report = rights.export(ctx.scope(args.owner), out, fmt=args.format)
     print(f"exported {report.objects} stored and {report.spool_clips} unsent files ({report.bytes} bytes)",
           file=sys.stderr)
     return 0
@@ -71,7 +126,9 @@ def cmd_erase(args: argparse.Namespace) -> int:
     if not args.yes:
         print("erase deletes every recording of this owner, everywhere; add --yes to confirm", file=sys.stderr)
         return 2
-    ctx = _ctx(args)
+    config = load_config(args.config)
+    _check_owner(config, args.owner)
+    ctx = _ctx(args, config)
     report = OwnerRights(ctx.store, ctx.spool, ctx.db).erase(ctx.scope(args.owner), outbox=Outbox(ctx.db))
     print(f"erased {report.objects} stored objects, {report.spool_clips} spooled clips, "
           f"{report.outbox_rows} queued uploads")
@@ -79,7 +136,9 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_restrict(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    config = load_config(args.config)
+    _check_source(config, args.camera)
+    ctx = _ctx(args, config)
     owner = ctx.owner_of(args.camera)
     rights = OwnerRights(ctx.store, ctx.spool, ctx.db)
     (rights.restrict if args.command_name == "restrict" else rights.unrestrict)(ctx.scope(owner), args.camera)
@@ -89,11 +148,11 @@ def cmd_restrict(args: argparse.Namespace) -> int:
 
 def add_storage_parser(sub: argparse._SubParsersAction) -> None:
     st = sub.add_parser("storage", help="storage, retention and owner-rights commands")
-    ssub = st.add_subparsers(dest="storage_command", required=True)
+    ssub = st.add_subparsers(dest="storage_command", required=True, metavar="COMMAND", help="one of:")
 
     def cmd(name: str, func, help_: str) -> argparse.ArgumentParser:
-        p = ssub.add_parser(name, help=help_)
-        p.add_argument("--config", required=True, type=Path)
+        p = ssub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--config", required=True, type=Path, help="the hub's TOML config file")
         p.set_defaults(func=func, command_name=name)
         return p
 
@@ -101,13 +160,15 @@ def add_storage_parser(sub: argparse._SubParsersAction) -> None:
     cmd("sweep", cmd_sweep, "delete expired clips now").add_argument(
         "--reconcile", action="store_true", help="also list the bucket by tag for objects the index lost")
     cmd("sync-plans", cmd_sync_plans, "re-tag stored clips after a plan change in the config")
-    cmd("status", cmd_status, "outbox, index and spool state as JSON")
+    cmd("status", cmd_status, "outbox, stored objects, spool and each source's state").add_argument(
+        "--json", action="store_true", help="print the same data as JSON (times as ISO-8601 UTC)")
     ex = cmd("export", cmd_export, "export all recordings of an owner (zip or tar, with a manifest)")
-    ex.add_argument("--owner", required=True)
-    ex.add_argument("--out", required=True, help="file, or - for stdout")
-    ex.add_argument("--format", choices=["zip", "tar"], default="zip")
+    ex.add_argument("--owner", required=True, help="owner id, as in [owners] or a camera's owner")
+    ex.add_argument("--out", required=True, help="archive file to create, or - for stdout")
+    ex.add_argument("--format", choices=["zip", "tar"], default="zip", help="archive format (default: zip)")
     er = cmd("erase", cmd_erase, "erase all recordings of an owner everywhere")
-    er.add_argument("--owner", required=True)
-    er.add_argument("--yes", action="store_true")
+    er.add_argument("--owner", required=True, help="owner id, as in [owners] or a camera's owner")
+    er.add_argument("--yes", action="store_true", help="confirm: erasure cannot be undone")
     for name in ("restrict", "unrestrict"):
-        cmd(name, cmd_restrict, f"{name} processing of a camera's new clips").add_argument("--camera", required=True)
+        cmd(name, cmd_restrict, f"{name} processing of a camera's new clips").add_argument(
+            "--camera", required=True, help="camera or microphone name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,11 +11,18 @@ from uploader import ObjectStore
 from uploader.db import Database
 
 from ..config import Config
+from ..errors import EXIT_USAGE, EdgeMediaError
 from ..privacy import OwnerScope
 from ..privacy.identity import camera_hash, load_or_create_secret
 from .storage import build_store
 
 DB_NAME = "edge-media.db"
+
+
+class DataDirError(EdgeMediaError):
+    """``service.data_dir`` (or a directory configured below it) cannot be created or written."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass
@@ -28,9 +36,13 @@ class HubContext:
     @classmethod
     def open(cls, config: Config, *, store: ObjectStore | None = None) -> HubContext:
         data = Path(config.service.data_dir)
-        return cls(config=config, store=store if store is not None else build_store(config),
-                   spool=Spool(config.spool_path), db=Database(data / DB_NAME),
-                   secret=load_or_create_secret(data))
+        try:
+            _usable_dir(data)
+            return cls(config=config, store=store if store is not None else build_store(config),
+                       spool=Spool(config.spool_path), db=Database(data / DB_NAME),
+                       secret=load_or_create_secret(data))
+        except OSError as exc:  # e.g. the spool or store dir configured outside data_dir
+            raise DataDirError(f"cannot use directory {exc.filename or data}: {exc.strerror or exc}") from None
 
     def camera_hash(self, camera: str) -> str:
         return camera_hash(self.secret, camera)
@@ -49,3 +61,14 @@ class HubContext:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _usable_dir(path: Path) -> None:
+    # Checked before anything is created below it: a data_dir under a file or a read-only mount must be one
+    # clear line at start-up, not an sqlite or mkdir traceback half-way through opening the hub.
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"cannot create service.data_dir {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataDirError(f"service.data_dir {path} is not writable by this user")

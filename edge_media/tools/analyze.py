@@ -14,13 +14,16 @@ from pathlib import Path
 
 import av
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from recorder import CameraRecorder
 
 from ..audio import AudioDetector, AudioEventModel, AudioFileSource, WindowResult
 from ..audio.setup import load_audio_model, new_logic, new_windower
-from ..config import AudioConfig
+from ..config import AudioConfig, CameraConfig, EventsConfig, RecordingConfig
+from ..config.loader import describe_errors
 from ..detect import MotionDetector, MotionSettings
+from ..errors import UsageError
 from ..events import Event, EventTracker, TrackerSettings
 from ..service.camera import (
     AudioChain,
@@ -41,6 +44,34 @@ class AnalyzeOptions:
     motion: MotionSettings = field(default_factory=MotionSettings)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     audio: AudioConfig | None = field(default_factory=AudioConfig)  # None: video only
+
+
+# analyze's options are config fields: they are checked by the same models, so their bounds cannot drift.
+_OPTION_FIELDS: dict[str, tuple[type[BaseModel], str]] = {
+    "--detect-width": (CameraConfig, "detect_width"),
+    "--fps": (CameraConfig, "detect_fps"),
+    "--sensitivity": (CameraConfig, "sensitivity"),
+    "--min-frames": (EventsConfig, "min_motion_frames"),
+    "--post-roll": (RecordingConfig, "post_roll_s"),
+}
+# Placeholders for the model's required fields; their errors are never reported.
+_REQUIRED: dict[type[BaseModel], dict[str, str]] = {CameraConfig: {"name": "analyze", "record_url": "analyze.mp4"}}
+
+
+def check_options(values: dict[str, object]) -> None:
+    """Validate command-line ``{"--option": value}`` against the config field each one stands for; raises
+    UsageError naming every bad option, e.g. ``--detect-width: must be even (got 33)``."""
+    problems = []
+    for option, value in values.items():
+        model, name = _OPTION_FIELDS[option]
+        try:
+            model.model_validate({**_REQUIRED.get(model, {}), name: value})
+        except ValidationError as exc:
+            # Only this field's errors: e.g. a long --post-roll would trip RecordingConfig's max_clip_s check.
+            problems += [f"{option}: {p[len(name) + 2:]}" for p in describe_errors(exc.errors())
+                         if p.startswith(f"{name}: ")]
+    if problems:
+        raise UsageError("; ".join(problems))
 
 
 @dataclass
