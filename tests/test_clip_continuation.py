@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -48,7 +49,7 @@ def test_max_clip_continuations_neither_overlap_nor_exceed_max_clip(tmp_path):
     assert len(spans) >= 4  # ~3 s pre-roll + 26 s of motion + 2 s post-roll, cut every 6 s
     assert spans[0][0] <= 4.0 - PRE_ROLL_S + 1e-6  # the first clip keeps its pre-roll
     assert spans[-1][1] >= 30.0  # ... and the last one the end of the activity
-    for (first, last), (nxt, _) in zip(spans, spans[1:]):
+    for (first, last), (nxt, _) in pairwise(spans):
         assert nxt >= last - 1e-6, f"clips overlap: [{first:.2f}, {last:.2f}] then {nxt:.2f}"
         assert nxt - last <= GOP_S + 1e-6, f"gap of {nxt - last:.2f} s between clips"
     for first, last in spans:
