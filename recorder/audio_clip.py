@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 
 from .events import Event
 from .sidecar import ClipSidecar, new_clip_id
@@ -35,7 +36,7 @@ class AudioClipRecorder:
         self.ring_seconds = pre_roll_s + ring_slack_s
         self._ring: deque[tuple[float, float, np.ndarray]] = deque()  # (time, wall, samples)
         self._out: av.container.OutputContainer | None = None
-        self._stream = None
+        self._stream: AudioStream | None = None
         self._events: dict[tuple[str, float], Event] = {}
         self._pending_end: float | None = None
         self._pending_cut: tuple[float, tuple[Event, ...]] | None = None  # (at, events carried over)
@@ -89,9 +90,9 @@ class AudioClipRecorder:
         self._clip_id = new_clip_id(first_wall)
         path = self.spool.tmp_path(self._clip_id)
         try:
-            self._out = av.open(str(path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
-            self._stream = self._out.add_stream("aac", rate=self.rate)
-            self._stream.layout, self._stream.bit_rate = "mono", self.bitrate
+            self._out = out = av.open(str(path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+            self._stream = stream = out.add_stream("aac", rate=self.rate)
+            stream.layout, stream.bit_rate = "mono", self.bitrate
         except (av.FFmpegError, OSError) as exc:
             log.error("microphone %s: cannot open clip %s: %s", self.source, self._clip_id, exc)
             self._out, self._events = None, {}
@@ -131,6 +132,7 @@ class AudioClipRecorder:
                                            format="flt", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self._written, Fraction(1, self.rate)
         self._written += len(samples)
+        assert self._stream is not None and self._out is not None
         try:
             for pkt in self._stream.encode(frame):
                 self._out.mux(pkt)
@@ -143,6 +145,7 @@ class AudioClipRecorder:
         self._out, self._events, self._pending_end, self._pending_cut = None, {}, None, None
         if out is None:
             return
+        assert self._stream is not None
         try:
             for pkt in self._stream.encode(None):
                 out.mux(pkt)

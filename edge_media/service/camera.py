@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from av.audio.stream import AudioStream
 
 from recorder import CameraRecorder
 from recorder.packets import MediaPacket
@@ -106,7 +107,7 @@ class CameraPipeline:
             if self.recorder is not None:
                 self.recorder.set_streams(ev.streams)
             if self.audio is not None:
-                track = next((st for st in ev.streams.values() if st.type == "audio"), None)
+                track = next((st for st in ev.streams.values() if isinstance(st, AudioStream)), None)
                 self.audio.decoder = CameraAudioDecoder(track, name=self.name) if track is not None else None
                 self.audio.windower.reset()
         elif isinstance(ev, Disconnected):

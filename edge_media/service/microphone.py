@@ -155,4 +155,5 @@ class MicWorker:
 
     def _clock_offset(self) -> float | None:
         wall0 = self.source.start_wall
+        assert self.paired is not None
         return None if wall0 is None else self.paired.stream_time_of(wall0)
