@@ -162,11 +162,12 @@ class CameraPipeline:
 
     def _set_restricted(self, restricted: bool) -> None:
         log.warning("%s: processing %s by the owner", self.name, "restricted" if restricted else "resumed")
+        self._decider.restricted = restricted  # first: an event still queued opens no clip
         if restricted:  # the open clip was recorded before the restriction: finish it
             self._finish(self._last_time)
         else:
             self._needs_reset = True  # the scene went unwatched: learn the background again
-        self.restricted = self._decider.restricted = restricted
+        self.restricted = restricted
 
     def _finish(self, t: float) -> None:
         with self._lock:  # queued transitions first, then the trackers' own ends, in one go
