@@ -3,10 +3,11 @@
 An event starts when a label persists for ``min_frames`` consecutive detect frames; its start is
 the *first* of those frames (the true onset, so the pre-roll is measured from there). It ends
 ``post_roll_s`` after the label was last seen. An event longer than ``max_clip_s`` is split into
-``continued`` events without a gap (bounded events for reports; cutting *clips* is the
-:class:`~edge_media.events.clips.ClipDecider`'s job, which keeps a split inside one clip). ``merge_gap_s`` waits that much longer before deciding an
-event is over, so activity that resumes shortly after joins the same clip. ``cooldown_s`` suppresses
-new events for a while after one ended (notification fatigue), never cutting a running one.
+``continued`` events without a gap (bounded events for reports; cutting *clips* is the job of
+:class:`~edge_media.events.clips.ClipDecider`, which keeps a split inside one clip). ``merge_gap_s``
+waits that much longer before deciding an event is over, so activity that resumes shortly after
+joins the same clip. ``cooldown_s`` suppresses new events for a while after one ended (notification
+fatigue), never cutting a running one.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@ recorder.
 
 Threading rule: **every PyAV call for a camera happens on its reader thread.** The detect thread
 only runs the tracker (pure Python) and queues the transitions it produces; the reader thread feeds
-them to the clip decider and carries its decisions out on the recorder before its next packet. Opening a clip copies codec parameters from
-the input stream, and doing that on another thread while the reader thread decodes (PyAV releases
-the GIL) crashed the process in a stress run. The same goes for restriction requests from the
-control thread. Nothing here decodes or touches pixels.
+them to the clip decider and carries its decisions out on the recorder before its next packet (the
+decider also sees every packet's time, so a ``max_clip_s`` cut is exact however far detection lags).
+Opening a clip copies codec parameters from the input stream, and doing that on another thread
+while the reader thread decodes (PyAV releases the GIL) crashed the process in a stress run. The
+same goes for restriction requests from the control thread. Nothing here decodes or touches pixels.
 """
 
 from __future__ import annotations

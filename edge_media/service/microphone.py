@@ -45,6 +45,7 @@ class MicWorker:
         self.paired, self.recorder = paired, recorder
         pre_roll = recorder.pre_roll_s if recorder is not None else 0.0
         self.decider = ClipDecider(clips or ClipSettings(pre_roll_s=pre_roll))
+        self._who = f"microphone {name}"
         self.stop_event = stop_event or threading.Event()
         self._pending: deque[Transition] = deque()
         self._offsets: dict[tuple[str, float], float] = {}  # open paired events -> mic-to-camera offset
@@ -93,7 +94,7 @@ class MicWorker:
             self.blocks += 1
             wall = (self.source.start_wall or 0.0) + block.time
             if self.recorder is not None:
-                drive(f"microphone {self.name}", self.recorder, self.decider, self.decider.tick(block.time))
+                drive(self._who, self.recorder, self.decider, self.decider.tick(block.time))
                 self.recorder.push(block.samples, block.time, wall)
             windows = self.chain.windower.push(block.samples, block.time)
             if windows:
@@ -107,7 +108,7 @@ class MicWorker:
             log.info("microphone %s: %s %s at %.2f s", self.name, ev.label, tr.kind,
                      ev.start if tr.kind == "start" else ev.until)
         if transitions and self.recorder is not None:
-            drive(f"microphone {self.name}", self.recorder, self.decider, self.decider.feed(transitions))
+            drive(self._who, self.recorder, self.decider, self.decider.feed(transitions))
 
     def _finish(self) -> None:
         self._apply_pending()
@@ -117,7 +118,7 @@ class MicWorker:
         self._route(ends)
         self._apply_pending()
         if self.recorder is not None:
-            drive(f"microphone {self.name}", self.recorder, self.decider, self.decider.close(t))
+            drive(self._who, self.recorder, self.decider, self.decider.close(t))
 
     # -- audio thread --------------------------------------------------------------------------------
 
