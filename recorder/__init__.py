@@ -6,20 +6,21 @@ Knows nothing of S3 or of the application: ``edge_media`` drives it and hands si
 from recorder.audio_clip import AudioClipRecorder
 from recorder.camera import CameraRecorder
 from recorder.errors import RecorderError
+from recorder.events import Event
 from recorder.packets import MediaPacket
 from recorder.ring import PreRollRing
-from recorder.sidecar import ClipEvent, ClipSidecar, new_clip_id
+from recorder.sidecar import ClipSidecar, new_clip_id
 from recorder.spool import ClipMeta, Spool
 from recorder.writer import ClipWriteError, ClipWriter, WrittenClip, remux_file
 
 __all__ = [
     "AudioClipRecorder",
     "CameraRecorder",
-    "ClipEvent",
     "ClipMeta",
     "ClipSidecar",
     "ClipWriteError",
     "ClipWriter",
+    "Event",
     "MediaPacket",
     "PreRollRing",
     "RecorderError",

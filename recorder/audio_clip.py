@@ -2,22 +2,24 @@
 
 A microphone delivers raw samples, not packets, so unlike the camera recorder this one encodes —
 but only while a clip is open (an event was heard), never in the idle path. Same lifecycle as
-:class:`recorder.CameraRecorder`: ``start`` (from ``event.start - pre_roll``), ``update``, ``stop``,
-``close``; finished clips go through the spool with a sidecar like any other clip.
+:class:`recorder.CameraRecorder`: ``start`` (from ``at``, the pre-roll), ``update``, ``cut``,
+``stop``, ``close``; finished clips go through the spool with a sidecar like any other clip.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 
-from .sidecar import ClipEvent, ClipSidecar, new_clip_id
+from .events import Event
+from .sidecar import ClipSidecar, new_clip_id
 from .spool import ClipMeta, Spool
 from .writer import FRAGMENTED_MP4, WrittenClip, fsync_and_hash
 
@@ -34,9 +36,10 @@ class AudioClipRecorder:
         self.ring_seconds = pre_roll_s + ring_slack_s
         self._ring: deque[tuple[float, float, np.ndarray]] = deque()  # (time, wall, samples)
         self._out: av.container.OutputContainer | None = None
-        self._stream = None
-        self._events: dict[float, ClipEvent] = {}
+        self._stream: AudioStream | None = None
+        self._events: dict[tuple[str, float], Event] = {}
         self._pending_end: float | None = None
+        self._pending_cut: tuple[float, tuple[Event, ...]] | None = None  # (at, events carried over)
         self._clip_id = ""
         self._first: tuple[float, float] | None = None  # (time, wall) of the clip's first sample
         self._written = 0  # samples encoded into the open clip
@@ -50,34 +53,63 @@ class AudioClipRecorder:
         self._ring.append((time, wall, samples))
         while self._ring and self._ring[0][0] + len(self._ring[0][2]) / self.rate < time - self.ring_seconds:
             self._ring.popleft()
+        if self._out is None:
+            return
+        ending = self._pending_end is not None and time + len(samples) / self.rate >= self._pending_end
+        if self._pending_cut is not None and time >= self._pending_cut[0] and not ending:
+            self._continue(wall)
         if self._out is not None:
             self._encode(samples, time, wall)
-            if self._pending_end is not None and time + len(samples) / self.rate >= self._pending_end:
-                self._finish()
+        if ending:
+            self._finish()
 
-    def start(self, event: ClipEvent) -> None:
-        self._events[event.start] = event
+    def start(self, at: float, events: Sequence[Event]) -> float | None:
+        """Open a clip from ``at`` (the pre-roll, from the ring) holding ``events``, or extend the
+        open one; returns the stream time of its first sample (None if it could not open)."""
+        self._events.update((e.key, e) for e in events)
         self._pending_end = None
         if self._out is not None:
-            return
-        self._clip_id = new_clip_id(self._ring[0][1] if self._ring else 0.0)
+            return self._first[0] if self._first else None
+        if not self._open(self._ring[0][1] if self._ring else 0.0, events):
+            return None
+        for t, wall, block in list(self._ring):
+            if t + len(block) / self.rate > at:
+                self._encode(block, t, wall)
+        return self._first[0] if self._first else None
+
+    def update(self, event: Event) -> None:
+        if self._out is not None:
+            self._events[event.key] = event
+
+    def cut(self, at: float, events: Sequence[Event]) -> None:
+        """Close the clip at the first block at or after ``at``; it opens the continuation."""
+        if self._out is not None and self._pending_cut is None:
+            self._pending_cut = (at, tuple(events))
+
+    def _open(self, first_wall: float, events: Sequence[Event]) -> bool:
+        self._clip_id = new_clip_id(first_wall)
         path = self.spool.tmp_path(self._clip_id)
         try:
-            self._out = av.open(str(path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
-            self._stream = self._out.add_stream("aac", rate=self.rate)
-            self._stream.layout, self._stream.bit_rate = "mono", self.bitrate
+            self._out = out = av.open(str(path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+            self._stream = stream = out.add_stream("aac", rate=self.rate)
+            stream.layout, stream.bit_rate = "mono", self.bitrate
         except (av.FFmpegError, OSError) as exc:
             log.error("microphone %s: cannot open clip %s: %s", self.source, self._clip_id, exc)
             self._out, self._events = None, {}
-            return
-        self._first, self._written = None, 0
-        for t, wall, block in list(self._ring):
-            if t + len(block) / self.rate > event.start - self.pre_roll_s:
-                self._encode(block, t, wall)
+            return False
+        self._events = {e.key: e for e in events}
+        self._first, self._written, self._pending_cut = None, 0, None
+        return True
 
-    def update(self, event: ClipEvent) -> None:
-        if self._out is not None:
-            self._events[event.start] = event
+    def _continue(self, wall: float) -> None:
+        assert self._pending_cut is not None
+        at = self._pending_cut[0]
+        known = {**{e.key: e for e in self._pending_cut[1]}, **self._events}
+        carried = [e for e in known.values() if e.end is None or e.end > at]
+        pending_end = self._pending_end
+        self._finish()
+        if self._open(wall, carried):
+            self._pending_end = pending_end
 
     def stop(self, end_time: float) -> None:
         if self._out is None:
@@ -100,6 +132,7 @@ class AudioClipRecorder:
                                            format="flt", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self._written, Fraction(1, self.rate)
         self._written += len(samples)
+        assert self._stream is not None and self._out is not None
         try:
             for pkt in self._stream.encode(frame):
                 self._out.mux(pkt)
@@ -109,9 +142,10 @@ class AudioClipRecorder:
 
     def _finish(self) -> None:
         out, events = self._out, sorted(self._events.values(), key=lambda e: e.start)
-        self._out, self._events, self._pending_end = None, {}, None
+        self._out, self._events, self._pending_end, self._pending_cut = None, {}, None, None
         if out is None:
             return
+        assert self._stream is not None
         try:
             for pkt in self._stream.encode(None):
                 out.mux(pkt)

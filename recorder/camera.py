@@ -1,5 +1,9 @@
 """Per-camera recording state machine: pre-roll ring → clip writer → spool.
 
+*When* a clip starts, is cut and ends is decided upstream (``edge_media.events.clips``); this class
+carries it out at packet level: a clip opens at a keyframe of the pre-roll ring, ends at the first
+packet at or after its end time, and a cut closes it at a keyframe that also opens its continuation.
+
 Single-threaded: the pipeline serialises calls. Recording failures (disk full, muxer errors) are
 logged and swallowed — a broken clip must never stop the camera's detection pipeline.
 """
@@ -8,14 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import av
 
+from recorder.events import Event
 from recorder.packets import MediaPacket
 from recorder.ring import PreRollRing
-from recorder.sidecar import ClipEvent, ClipSidecar, new_clip_id
+from recorder.sidecar import ClipSidecar, new_clip_id
 from recorder.spool import ClipMeta, Spool
 from recorder.writer import ClipWriteError, ClipWriter
 
@@ -38,8 +43,10 @@ class CameraRecorder:
         self._templates: dict[int, av.stream.Stream] = {}
         self._writer: ClipWriter | None = None
         self._clip_id = ""
-        self._events: dict[float, ClipEvent] = {}
+        self._events: dict[tuple[str, float], Event] = {}
         self._pending_end: float | None = None
+        self._pending_cut: tuple[float, tuple[Event, ...]] | None = None  # (at, events carried over)
+        self._first: float | None = None  # stream time of the open clip's first keyframe
         self._last_time = float("-inf")
 
     @property
@@ -62,38 +69,46 @@ class CameraRecorder:
         self._last_time = max(self._last_time, mp.time)
         if self._writer is None:
             return
-        self._write(mp)
-        if self._pending_end is not None and mp.time >= self._pending_end:
+        ending = self._pending_end is not None and mp.time >= self._pending_end
+        if self._pending_cut is not None and mp.is_video and mp.is_keyframe and mp.time >= self._pending_cut[0] \
+                and not ending:
+            self._continue(mp)
+        else:
+            self._write(mp)
+        if ending:
             self._finish()
 
-    def start(self, event: ClipEvent) -> None:
-        """Open a clip at the newest keyframe at or before ``event.start - pre_roll_s``."""
+    def start(self, at: float, events: Sequence[Event]) -> float | None:
+        """Open a clip at the newest keyframe at or before ``at`` (the pre-roll) holding ``events``;
+        returns the stream time it begins at (None until a keyframe arrives, or on failure)."""
         if self._writer is not None:
             # A new event during a clip extends it rather than cutting a second, overlapping clip.
-            self._events[event.start] = event
+            self._events.update((e.key, e) for e in events)
             self._pending_end = None
-            return
+            return self._first
         if not self._templates:
-            log.warning("camera %s: event %s before any stream is known; no clip", self.camera, event.label)
-            return
-        backlog = self.ring.packets_from(event.start - self.pre_roll_s)
-        self._clip_id = new_clip_id(backlog[0].wall if backlog else time.time())
-        try:
-            self._writer = ClipWriter(self.spool.tmp_path(self._clip_id), self._templates)
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            log.error("camera %s: cannot open clip %s: %s", self.camera, self._clip_id, exc)
-            return
-        self._events = {event.start: event}
-        self._pending_end = None
+            log.warning("camera %s: event %s before any stream is known; no clip", self.camera,
+                        ", ".join(e.label for e in events))
+            return None
+        backlog = self.ring.packets_from(at)
+        if not self._open(backlog[0].wall if backlog else time.time(), events):
+            return None
         for mp in backlog:
             if self._writer is None:
                 break  # a write failed and ended the clip
             self._write(mp)
+        return self._first
 
-    def update(self, event: ClipEvent) -> None:
-        """Replace the open clip's record of the event that began at ``event.start`` (score, end)."""
+    def update(self, event: Event) -> None:
+        """Record the event (joined, or its new score/end) in the open clip."""
         if self._writer is not None:
-            self._events[event.start] = event
+            self._events[event.key] = event
+
+    def cut(self, at: float, events: Sequence[Event]) -> None:
+        """Close the clip at the first keyframe at or after ``at`` and continue from that keyframe
+        (no pre-roll, so the clips neither overlap nor leave a gap) with ``events``."""
+        if self._writer is not None and self._pending_cut is None:
+            self._pending_cut = (at, tuple(events))
 
     def stop(self, end_time: float) -> None:
         """Close the clip once a packet at or after ``end_time`` has been written."""
@@ -108,6 +123,29 @@ class CameraRecorder:
         if self._writer is not None:
             self._finish()
 
+    def _open(self, first_wall: float, events: Sequence[Event]) -> bool:
+        self._clip_id = new_clip_id(first_wall)
+        try:
+            self._writer = ClipWriter(self.spool.tmp_path(self._clip_id), self._templates)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            log.error("camera %s: cannot open clip %s: %s", self.camera, self._clip_id, exc)
+            return False
+        self._events = {e.key: e for e in events}
+        self._pending_end, self._pending_cut, self._first = None, None, None
+        return True
+
+    def _continue(self, key: MediaPacket) -> None:
+        """Cut at ``key`` (a keyframe): finish the clip, open its continuation with that keyframe."""
+        assert self._pending_cut is not None
+        # The recorder's own record of an event is the newest (updates may follow the decision).
+        known = {**{e.key: e for e in self._pending_cut[1]}, **self._events}
+        carried = [e for e in known.values() if e.end is None or e.end > key.time]
+        pending_end = self._pending_end
+        self._finish()
+        if self._open(key.wall, carried):
+            self._pending_end = pending_end
+            self._write(key)
+
     def _write(self, mp: MediaPacket) -> None:
         writer = self._writer
         assert writer is not None
@@ -116,6 +154,7 @@ class CameraRecorder:
             writer.write(mp)
             if not was_started and writer.started:
                 # Recovery needs the camera and the clip's real times, which the file does not carry.
+                self._first = mp.time
                 meta = ClipMeta(camera=self.camera, model_versions=self.model_versions,
                                 wall_start=mp.wall, stream_start=mp.time)
                 self.spool.write_meta(self._clip_id, meta)
@@ -126,7 +165,7 @@ class CameraRecorder:
     def _finish(self) -> None:
         writer, clip_id = self._writer, self._clip_id
         events = sorted(self._events.values(), key=lambda e: e.start)
-        self._writer, self._events, self._pending_end = None, {}, None
+        self._writer, self._events, self._pending_end, self._pending_cut = None, {}, None, None
         if writer is None:
             return
         try:

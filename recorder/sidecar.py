@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recorder.events import Event
+
 if TYPE_CHECKING:
     from recorder.writer import WrittenClip
 
@@ -21,18 +23,10 @@ SCHEMA = 1
 
 
 @dataclass(slots=True)
-class ClipEvent:
-    label: str
-    score: float
-    start: float  # stream seconds
-    end: float | None = None  # None while the event is still going on
-
-
-@dataclass(slots=True)
 class ClipSidecar:
     clip_id: str
     camera: str
-    events: list[ClipEvent]
+    events: list[Event]
     stream_start: float
     stream_end: float
     wall_start: str  # ISO-8601 UTC with 'Z'
@@ -50,7 +44,7 @@ class ClipSidecar:
     schema: int = SCHEMA
 
     @classmethod
-    def for_clip(cls, written: "WrittenClip", *, clip_id: str, camera: str, events: list[ClipEvent],
+    def for_clip(cls, written: "WrittenClip", *, clip_id: str, camera: str, events: list[Event],
                  model_versions: dict[str, str], recovered: bool = False) -> "ClipSidecar":
         """Describe a finished clip; the file name is ``<clip_id>.mp4`` (the spool's layout)."""
         return cls(
@@ -71,7 +65,7 @@ class ClipSidecar:
         if data.get("schema") != SCHEMA:
             raise ValueError(f"unsupported sidecar schema {data.get('schema')!r}")
         fields = dict(data)
-        fields["events"] = [ClipEvent(**e) for e in data.get("events", [])]
+        fields["events"] = [Event.from_dict(e) for e in data.get("events", [])]
         fields["model_versions"] = dict(data.get("model_versions", {}))
         return cls(**fields)
 

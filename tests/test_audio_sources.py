@@ -184,7 +184,6 @@ def test_end_to_end_alarm_triggers_within_a_second_and_silence_skips_the_model(m
     ev, onset = starts[0].event, scene[1]
     decided = next(r.time for r in results if starts[0] in r.transitions) + 15600 / SR
     assert onset - 15600 / SR <= ev.start <= onset + 1.0 and decided <= onset + 1.0
-    assert ev.model_version == "0.0.1-test" and ev.camera == "porch"
     ends = [t for r in results for t in r.transitions if t.kind == "end"]
     assert len(ends) == 1 and ends[0].event.end == pytest.approx(onset + 8.0, abs=1.5)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder import CameraRecorder, ClipEvent, ClipSidecar, Spool
+from recorder import CameraRecorder, ClipSidecar, Event, Spool
 
 from media import demux, read_clip
 
@@ -35,9 +35,9 @@ def test_clip_with_pre_roll_from_ring(source: Path, tmp_path: Path) -> None:
         for mp in packets:
             rec.on_packet(mp)
             if mp.time >= 5.0 and not rec.recording and not clips.got:
-                rec.start(ClipEvent("person", 0.7, 5.0))
+                rec.start(3.0, [Event("person", 0.7, start=5.0, last_seen=5.0)])
             if mp.time >= 6.0 and rec.recording:
-                rec.update(ClipEvent("person", 0.93, 5.0, 6.9))
+                rec.update(Event("person", 0.93, start=5.0, last_seen=6.0, end=6.9))
             if mp.time >= 6.9 and rec.recording:
                 rec.stop(7.0)
         source_video = [bytes(mp.packet) for mp in packets if mp.is_video and 2.0 <= mp.time <= 7.0]
@@ -45,7 +45,7 @@ def test_clip_with_pre_roll_from_ring(source: Path, tmp_path: Path) -> None:
     [(path, side)] = clips.got
     assert side.stream_start == pytest.approx(2.0)  # newest keyframe <= 5.0 - 2.0 s pre-roll
     assert side.stream_end >= 7.0 and side.duration_s == pytest.approx(5.0 + 1 / 15, abs=0.05)
-    assert side.events == [ClipEvent("person", 0.93, 5.0, 6.9)]
+    assert side.events == [Event("person", 0.93, start=5.0, last_seen=6.0, end=6.9)]
     assert side.camera == "porch" and side.model_versions == {"motion": "7"} and not side.recovered
     assert (side.video_codec, side.audio_codec, side.width, side.height) == ("h264", "aac", 640, 360)
     assert side.wall_start.startswith("2026-") and side.wall_start.endswith("Z")
@@ -63,15 +63,15 @@ def test_events_extend_stop_in_past_and_reconnect(source: Path, tmp_path: Path) 
         rec.set_streams(streams)
         for mp in (p for p in packets if p.time < 3.0):
             rec.on_packet(mp)
-        rec.start(ClipEvent("motion", 0.5, 2.5))
+        rec.start(0.5, [Event("motion", 0.5, start=2.5, last_seen=2.5)])
         rec.stop(3.5)  # a second event arrives before the stop takes effect ...
-        rec.start(ClipEvent("bark", 0.8, 2.9))  # ... and keeps the clip going
+        rec.start(0.9, [Event("bark", 0.8, start=2.9, last_seen=2.9)])  # ... and keeps the clip going
         for mp in (p for p in packets if 3.0 <= p.time < 5.0):
             rec.on_packet(mp)
         assert rec.recording
         rec.stop(4.0)  # already past: closes at once
         assert not rec.recording and len(clips.got) == 1
-        rec.start(ClipEvent("motion", 0.6, 4.9))
+        rec.start(2.9, [Event("motion", 0.6, start=4.9, last_seen=4.9)])
         for mp in (p for p in packets if 5.0 <= p.time < 6.0):
             rec.on_packet(mp)
         rec.set_streams(streams)  # reconnect: the open clip is finished, the ring emptied
@@ -92,11 +92,11 @@ def test_failures_are_logged_not_raised(source: Path, tmp_path: Path, caplog) ->
         rec.set_streams(streams)
         for mp in (p for p in packets if p.time < 3.0):
             rec.on_packet(mp)
-        rec.start(ClipEvent("motion", 0.5, 2.0))
+        rec.start(0.0, [Event("motion", 0.5, start=2.0, last_seen=2.0)])
         rec.close()  # on_clip raises: logged, the clip stays in ready/
         assert len(rec.spool.ready()) == 1 and "on_clip failed" in caplog.text
         shutil.rmtree(rec.spool.tmp_dir)  # the spool disappears under us (unmounted card)
-        rec.start(ClipEvent("motion", 0.5, 2.5))
+        rec.start(0.5, [Event("motion", 0.5, start=2.5, last_seen=2.5)])
         assert not rec.recording and "writing clip" in caplog.text  # the muxer opens the file lazily
         rec.on_packet(packets[-1])
         rec.stop(0.0)
@@ -107,7 +107,8 @@ def test_no_keyframe_no_clip(source: Path, tmp_path: Path) -> None:
     rec = recorder(tmp_path, clips)
     with demux(source) as (streams, packets):
         rec.set_streams(streams)
-        rec.start(ClipEvent("motion", 0.5, 0.5))  # ring empty: clip opens, waits for a keyframe
+        # ring empty: the clip opens and waits for a keyframe
+        rec.start(-1.5, [Event("motion", 0.5, start=0.5, last_seen=0.5)])
         for mp in (p for p in packets if 0.5 < p.time < 1.5):
             rec.on_packet(mp)
         rec.close()

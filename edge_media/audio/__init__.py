@@ -1,11 +1,11 @@
 """Audio events: sources (camera audio, microphone, files) -> 16 kHz windows -> ONNX -> events.
 
-Blocks from any source go through :class:`AudioDetector` (windower with a silence gate, the model
-on loud windows only, per-label event logic) and come out as the same ``Transition`` s the motion
-tracker produces. ``sounddevice`` is only imported when a microphone is started.
+Blocks from any source are windowed, scored by :func:`score_windows` (silence gate, the model on
+loud windows only, batched) and fed to per-label event logic, which produces the same
+``Transition`` s as the motion tracker. ``sounddevice`` is only imported when a microphone is started.
 """
 
-from .events import AudioDetector, AudioEvent, AudioEventLogic, WindowResult
+from .events import AudioDetector, AudioEventLogic, WindowResult
 from .labels import (
     AUDIOSET_CLASS_INDEX,
     AUDIOSET_TO_EVENTS,
@@ -15,6 +15,7 @@ from .labels import (
 )
 from .mic import AudioRing, MicSource, MicUnavailable
 from .model import AudioEventModel, AudioModelInfo
+from .scoring import ScoresModel, score_windows
 from .sources import (
     AudioBlock,
     AudioDecodeStats,
@@ -26,7 +27,8 @@ from .windows import AudioWindower, Window
 
 __all__ = [
     "AUDIOSET_CLASS_INDEX", "AUDIOSET_TO_EVENTS", "PRODUCT_LABELS", "AudioBlock", "AudioDecodeStats",
-    "AudioDetector", "AudioEvent", "AudioEventLogic", "AudioEventModel", "AudioFileSource",
+    "AudioDetector", "AudioEventLogic", "AudioEventModel", "AudioFileSource",
     "AudioModelInfo", "AudioRing", "AudioSourceError", "AudioWindower", "CameraAudioDecoder",
-    "LabelMapError", "MicSource", "MicUnavailable", "Window", "WindowResult", "read_class_map",
+    "LabelMapError", "MicSource", "MicUnavailable", "ScoresModel", "Window", "WindowResult", "read_class_map",
+    "score_windows",
 ]

@@ -8,30 +8,27 @@ Per label, a Schmitt trigger with a minimum duration:
 - it ends when nothing was heard for ``end_after_s``; its ``end`` is last heard + end_after_s,
   as the motion tracker's end is last seen + post-roll. Silent windows (model skipped) count as
   not heard. ``background``/``speech`` outputs are never events.
-Events are :class:`AudioEvent` s, a subclass of the motion tracker's ``Event`` that also carries
-the model version, inside the same ``Transition`` s, so the pipeline treats both alike.
+Events are the same :class:`~recorder.events.Event` values inside the same ``Transition`` s as the
+motion tracker's, so the pipeline and the clip sidecar treat both alike (the model version is in
+the sidecar's ``model_versions``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 import numpy as np
 
-from edge_media.events.tracker import Event, Transition
+from recorder.events import Event
 
+from ..events.tracker import Transition
 from .labels import NON_EVENT_LABELS
-from .windows import AudioWindower
+from .scoring import ScoresModel, score_windows
+from .windows import AudioWindower, Window
 
 DEFAULT_HOP_S = 7800 / 16000  # the windower's default hop
 _EPS = 1e-9  # window times are exact multiples of the hop; this only absorbs float rounding
-
-
-@dataclass(frozen=True, slots=True)
-class AudioEvent(Event):
-    model_version: str = ""
 
 
 @dataclass(slots=True)
@@ -41,7 +38,7 @@ class _LabelState:
     run_start: float | None = None  # first window of the current run (not yet an event)
     run_last: float = 0.0
     run_peak: float = 0.0
-    active: AudioEvent | None = None
+    active: Event | None = None
 
 
 class AudioEventLogic:
@@ -66,7 +63,7 @@ class AudioEventLogic:
             self._states[col] = (label, _LabelState(float(thresholds[label]), float(dur)))
 
     @property
-    def active(self) -> dict[str, AudioEvent]:
+    def active(self) -> dict[str, Event]:
         return {label: st.active for label, st in self._states.values() if st.active is not None}
 
     def update(self, window_time: float, scores: Sequence[float] | np.ndarray | None
@@ -115,8 +112,7 @@ class AudioEventLogic:
         assert st.run_start is not None
         if t - st.run_start + self.hop_s < st.min_duration_s - _EPS:
             return []
-        st.active = AudioEvent(self.source, label, st.run_start, t, st.run_peak,
-                               model_version=self.model_version)
+        st.active = Event(label, st.run_peak, start=st.run_start, last_seen=t)
         st.run_start = None
         return [Transition("start", st.active)]
 
@@ -135,12 +131,6 @@ class AudioEventLogic:
         done = replace(st.active, end=max(end, st.active.start))
         st.active = None
         return Transition("end", done)
-
-
-class ScoresModel(Protocol):
-    labels: tuple[str, ...]
-
-    def predict(self, windows: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -164,15 +154,10 @@ class AudioDetector:
     def push(self, block: np.ndarray, start_time: float) -> list[WindowResult]:
         return self._score(self.windower.push(block, start_time))
 
-    def _score(self, windows: list) -> list[WindowResult]:
-        loud = [w for w in windows if not w.silent]
-        # Silence never reaches the model: it is the gate that keeps a quiet house nearly free.
-        scores = iter(self.model.predict(np.stack([w.samples for w in loud])) if loud else ())
-        out = []
-        for w in windows:
-            s = None if w.silent else next(scores)
-            out.append(WindowResult(w.time, w.rms_dbfs, w.silent, s, tuple(self.logic.update(w.time, s))))
-        return out
+    def _score(self, windows: list[Window]) -> list[WindowResult]:
+        scores = score_windows(self.model, windows)
+        return [WindowResult(w.time, w.rms_dbfs, w.silent, s, tuple(self.logic.update(w.time, s)))
+                for w, s in zip(windows, scores, strict=True)]
 
     def flush(self, t: float) -> list[Transition]:
         self.windower.reset()

@@ -1,5 +1,24 @@
-"""Event tracking (and, later, notifications)."""
+"""Event tracking and the clip decision (pure logic; later, notifications).
 
-from .tracker import Event, EventTracker, TrackerSettings, Transition
+``Event`` is the one event value type from detector to clip sidecar; it is defined in
+``recorder.events`` (the lowest layer, beside the sidecar it is written into) and re-exported here.
+"""
 
-__all__ = ["Event", "EventTracker", "TrackerSettings", "Transition"]
+from recorder.events import Event
+
+from .clips import (
+    ClipDecider,
+    ClipSettings,
+    CutClip,
+    Decision,
+    EndClip,
+    NoClip,
+    StartClip,
+    UpdateClip,
+)
+from .tracker import EventTracker, TrackerSettings, Transition
+
+__all__ = [
+    "ClipDecider", "ClipSettings", "CutClip", "Decision", "EndClip", "Event", "EventTracker", "NoClip",
+    "StartClip", "TrackerSettings", "Transition", "UpdateClip",
+]

@@ -2,16 +2,20 @@
 
 An event starts when a label persists for ``min_frames`` consecutive detect frames; its start is
 the *first* of those frames (the true onset, so the pre-roll is measured from there). It ends
-``post_roll_s`` after the label was last seen. Long activity is cut into clips of at most
-``max_clip_s``, continued without a gap. ``merge_gap_s`` waits that much longer before deciding an
-event is over, so activity that resumes shortly after joins the same clip. ``cooldown_s`` suppresses
-new events for a while after one ended (notification fatigue), never cutting a running one.
+``post_roll_s`` after the label was last seen. An event longer than ``max_clip_s`` is split into
+``continued`` events without a gap (bounded events for reports; cutting *clips* is the job of
+:class:`~edge_media.events.clips.ClipDecider`, which keeps a split inside one clip). ``merge_gap_s``
+waits that much longer before deciding an event is over, so activity that resumes shortly after
+joins the same clip. ``cooldown_s`` suppresses new events for a while after one ended (notification
+fatigue), never cutting a running one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Literal
+
+from recorder.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,17 +25,6 @@ class TrackerSettings:
     max_clip_s: float = 300.0
     merge_gap_s: float = 0.0
     cooldown_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    camera: str
-    label: str
-    start: float  # stream seconds of the onset
-    last_seen: float
-    score: float  # peak score while active
-    end: float | None = None  # set when the event is over
-    continued: bool = False  # started by cutting a longer event at max_clip_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +54,7 @@ class EventTracker:
         if t - ev.start >= self.s.max_clip_s:
             out.append(self._end(min(t, ev.start + self.s.max_clip_s)))
             if t - ev.last_seen < self.s.post_roll_s:  # still busy: carry on in a new clip
-                self.active = Event(self.camera, self.label, t, ev.last_seen, ev.score, continued=True)
+                self.active = Event(self.label, ev.score, start=t, last_seen=ev.last_seen, continued=True)
                 out.append(Transition("start", self.active))
         elif t - ev.last_seen >= self.s.post_roll_s + self.s.merge_gap_s:
             out.append(self._end(ev.last_seen + self.s.post_roll_s))
@@ -91,7 +84,7 @@ class EventTracker:
             if t - self._last_end < self.s.cooldown_s:
                 return []
             start = max(start, self._last_end + self.s.cooldown_s)
-        self.active = Event(self.camera, self.label, start, t, self._run_score)
+        self.active = Event(self.label, self._run_score, start=start, last_seen=t)
         return [Transition("start", self.active)]
 
     def _end(self, end: float) -> Transition:

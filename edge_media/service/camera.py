@@ -1,11 +1,13 @@
-"""One camera's wiring: source events → pre-roll recorder; detections → tracker → clips.
+"""One camera's wiring: source events → pre-roll recorder; detections → tracker → clip decider →
+recorder.
 
 Threading rule: **every PyAV call for a camera happens on its reader thread.** The detect thread
-only runs the tracker (pure Python) and queues the transitions it produces; the reader thread
-applies them to the recorder before its next packet. Opening a clip copies codec parameters from
-the input stream, and doing that on another thread while the reader thread decodes (PyAV releases
-the GIL) crashed the process in a stress run. The same goes for restriction requests from the
-control thread. Nothing here decodes or touches pixels.
+only runs the tracker (pure Python) and queues the transitions it produces; the reader thread feeds
+them to the clip decider and carries its decisions out on the recorder before its next packet (the
+decider also sees every packet's time, so a ``max_clip_s`` cut is exact however far detection lags).
+Opening a clip copies codec parameters from the input stream, and doing that on another thread
+while the reader thread decodes (PyAV releases the GIL) crashed the process in a stress run. The
+same goes for restriction requests from the control thread. Nothing here decodes or touches pixels.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from av.audio.stream import AudioStream
 
-from recorder import CameraRecorder, ClipEvent
+from recorder import CameraRecorder
 from recorder.packets import MediaPacket
 
 from ..audio import (
@@ -28,10 +31,12 @@ from ..audio import (
     AudioWindower,
     CameraAudioDecoder,
     Window,
+    score_windows,
 )
 from ..detect import MotionDetector, MotionResult, MotionSettings
-from ..events import Event, EventTracker, Transition
+from ..events import ClipDecider, ClipSettings, Decision, Event, EventTracker, Transition
 from ..sources import Connected, DetectFrame, Disconnected, SourceEvent
+from .recording import drive
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,7 @@ class CameraPipeline:
     can_record: Callable[[], bool] = lambda: True  # spool quota (stop-recording policy)
     restricted: bool = False  # the owner restricted this camera: process and record nothing new
     audio: AudioChain | None = None  # audio events on the camera's own audio track
+    decider: ClipDecider | None = None  # default: the recorder's pre-roll, the tracker's max_clip_s
     events: list[Event] = field(default_factory=list)  # every finished event, for reports
     motion_frames: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,9 +79,12 @@ class CameraPipeline:
     _shape: tuple[int, int] | None = None
     _needs_reset: bool = False
     _last_time: float = 0.0
-    _open: dict[tuple[str, float], Event] = field(default_factory=dict)  # events in the current clip
-    _clip_end: float = float("-inf")
     _clock: tuple[float, float] | None = None  # (stream time, wall) of the newest packet
+
+    def __post_init__(self) -> None:
+        if self.decider is None:
+            pre_roll = self.recorder.pre_roll_s if self.recorder is not None else 0.0
+            self.decider = ClipDecider(ClipSettings(pre_roll_s=pre_roll, max_clip_s=self.tracker.s.max_clip_s))
 
     # -- reader thread ------------------------------------------------------------------------------
 
@@ -89,6 +98,7 @@ class CameraPipeline:
             # Decode audio before the recorder sees the packet: muxing rebases its timestamps.
             windows = self._audio_windows(ev) if not ev.is_video else None
             if self.recorder is not None:
+                self._drive(self._decider.tick(ev.time))
                 self.recorder.on_packet(ev)
             return windows
         if isinstance(ev, DetectFrame):
@@ -98,7 +108,7 @@ class CameraPipeline:
             if self.recorder is not None:
                 self.recorder.set_streams(ev.streams)
             if self.audio is not None:
-                track = next((st for st in ev.streams.values() if st.type == "audio"), None)
+                track = next((st for st in ev.streams.values() if isinstance(st, AudioStream)), None)
                 self.audio.decoder = CameraAudioDecoder(track, name=self.name) if track is not None else None
                 self.audio.windower.reset()
         elif isinstance(ev, Disconnected):
@@ -137,14 +147,23 @@ class CameraPipeline:
         self._apply_pending()
         self._finish(self._last_time)
 
+    @property
+    def _decider(self) -> ClipDecider:
+        assert self.decider is not None
+        return self.decider
+
     def _apply_pending(self) -> None:
         if self._restrict_request != self.restricted:
             self._set_restricted(self._restrict_request)
-        while self._pending:
-            self._apply(self._pending.popleft())
+        if self._pending:
+            with self._lock:  # one batch: an event split in two arrives as one end + start pair
+                transitions = list(self._pending)
+                self._pending.clear()
+            self._apply(transitions)
 
     def _set_restricted(self, restricted: bool) -> None:
         log.warning("%s: processing %s by the owner", self.name, "restricted" if restricted else "resumed")
+        self._decider.restricted = restricted  # first: an event still queued opens no clip
         if restricted:  # the open clip was recorded before the restriction: finish it
             self._finish(self._last_time)
         else:
@@ -157,39 +176,27 @@ class CameraPipeline:
             audio_ends = self.audio.logic.flush(end) if self.audio is not None else []
             transitions = [*self._pending, *self.tracker.flush(end), *audio_ends]
             self._pending.clear()
-        for tr in transitions:
-            self._apply(tr)
-        if self.recorder is not None:
-            self.recorder.close()
+        self._apply(transitions)
+        self._drive(self._decider.close(end))
 
-    def _apply(self, tr: Transition) -> None:
-        """Drive the recorder: one clip holds every event (motion, audio) that overlaps it, and it
-        ends only when the last of them has ended."""
-        ev = tr.event
-        clip_event = ClipEvent(label=ev.label, score=ev.score, start=ev.start, end=ev.end)
-        key = (ev.label, ev.start)
-        if tr.kind == "start":
-            log.info("%s: %s started at %.2f s (score %.3f)", self.name, ev.label, ev.start, ev.score)
-            self._open[key] = ev
-            if self.recorder is not None and self.can_record():
-                if ev.continued and self.recorder.recording:
-                    self.recorder.close()  # max_clip_s: cut here, the continuation is a new clip
-                if not self.recorder.recording:
-                    self._clip_end = float("-inf")
-                self.recorder.start(clip_event)
-            elif self.recorder is not None:
-                log.warning("%s: not recording this event: the spool is full", self.name)
-        else:
-            log.info("%s: %s ended at %.2f s", self.name, ev.label, ev.end)
-            self.events.append(ev)
-            self._open.pop(key, None)
-            self._clip_end = max(self._clip_end, ev.end or ev.last_seen)
-            if self.recorder is not None:
-                self.recorder.update(clip_event)
-                if not self._open:
-                    self.recorder.stop(self._clip_end)
+    def _apply(self, transitions: list[Transition]) -> None:
+        """Report the transitions, then let the clip decider say what the recorder does."""
+        for tr in transitions:
+            ev = tr.event
+            if tr.kind == "start":
+                log.info("%s: %s started at %.2f s (score %.3f)", self.name, ev.label, ev.start, ev.score)
+            else:
+                log.info("%s: %s ended at %.2f s", self.name, ev.label, ev.until)
+                self.events.append(ev)
+        starts = any(tr.kind == "start" for tr in transitions)
+        self._drive(self._decider.feed(transitions, can_record=not starts or self.can_record()))
         if self.on_transition is not None:
-            self.on_transition(tr)
+            for tr in transitions:
+                self.on_transition(tr)
+
+    def _drive(self, decisions: list[Decision]) -> None:
+        if decisions and self.recorder is not None:
+            drive(self.name, self.recorder, self._decider, decisions)
 
     # -- other threads ------------------------------------------------------------------------------
 
@@ -240,13 +247,13 @@ def detect_batch(detector: MotionDetector, items: Sequence[tuple[CameraPipeline,
 
 def audio_batch(model: AudioEventModel, items: Sequence[AudioWindows]
                 ) -> list[list[tuple[float, np.ndarray | None]]]:
-    """One model call for the loud windows of every source; silent windows never reach the model.
-    Returns each item's (window time, scores or None) as handed to its sink."""
-    loud = [w.samples for item in items for w in item.windows if not w.silent]
-    scores = iter(model.predict(np.stack(loud)) if loud else ())
+    """One model call for the windows of every source (through the one scoring path, so silent
+    windows never reach the model). Returns each item's (window time, scores or None) as handed
+    to its sink."""
+    scores = iter(score_windows(model, [w for item in items for w in item.windows]))
     out = []
     for item in items:
-        results = [(w.time, None if w.silent else next(scores)) for w in item.windows]
+        results = [(w.time, next(scores)) for w in item.windows]
         item.sink.on_audio(results)
         out.append(results)
     return out

@@ -18,7 +18,7 @@ from ..audio import MicSource
 from ..audio.setup import load_audio_model, new_logic, new_windower
 from ..config import CameraConfig, Config, MicrophoneConfig
 from ..detect import MotionDetector, MotionSettings
-from ..events import EventTracker, TrackerSettings
+from ..events import ClipSettings, EventTracker, TrackerSettings
 from ..privacy import OwnerRights
 from ..sources import DetectFrame, Disconnected, SourceError, SourceSpec, VideoSource
 from .batcher import Batcher
@@ -197,8 +197,9 @@ class Service:
             mic.name, self.spool, pre_roll_s=self.config.recording.pre_roll_s, sample_rate=model.info.sample_rate,
             model_versions=self._model_versions(), on_clip=self.publisher.submit)
         audio_queue = self.queues.audio
+        clips = ClipSettings(pre_roll_s=self.config.recording.pre_roll_s, max_clip_s=self.config.recording.max_clip_s)
         return MicWorker(mic.name, source, chain, lambda item: audio_queue.submit(item, block=False),
-                         paired=paired, recorder=recorder, stop_event=self.stop_event)
+                         paired=paired, recorder=recorder, stop_event=self.stop_event, clips=clips)
 
     def _model_versions(self) -> dict[str, str]:
         versions = {"motion": self.detector.model_version}

@@ -2,7 +2,8 @@
 
 A microphone paired with a camera hands its events to that camera's pipeline (times moved onto the
 camera's clock through the wall clock), so the camera's clip — with its video pre-roll — records
-them. An unpaired microphone records audio-only clips with its own :class:`AudioClipRecorder`.
+them. An unpaired microphone records audio-only clips with its own :class:`AudioClipRecorder`,
+driven by its own :class:`ClipDecider` — the same clip decisions as a camera's.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Protocol
 
 import numpy as np
 
-from recorder import AudioClipRecorder, ClipEvent
+from recorder import AudioClipRecorder
 
 from ..audio import AudioBlock, MicUnavailable
-from ..events import Transition
+from ..events import ClipDecider, ClipSettings, Transition
 from .camera import AudioChain, AudioWindows, CameraPipeline
+from .recording import drive
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,12 @@ class BlockSource(Protocol):
 class MicWorker:
     def __init__(self, name: str, source: BlockSource, chain: AudioChain, submit: Callable[[AudioWindows], None],
                  *, paired: CameraPipeline | None = None, recorder: AudioClipRecorder | None = None,
-                 stop_event: threading.Event | None = None) -> None:
+                 stop_event: threading.Event | None = None, clips: ClipSettings | None = None) -> None:
         self.name, self.source, self.chain, self.submit = name, source, chain, submit
         self.paired, self.recorder = paired, recorder
+        pre_roll = recorder.pre_roll_s if recorder is not None else 0.0
+        self.decider = ClipDecider(clips or ClipSettings(pre_roll_s=pre_roll))
+        self._who = f"microphone {name}"
         self.stop_event = stop_event or threading.Event()
         self._pending: deque[Transition] = deque()
         self._offsets: dict[tuple[str, float], float] = {}  # open paired events -> mic-to-camera offset
@@ -89,6 +94,7 @@ class MicWorker:
             self.blocks += 1
             wall = (self.source.start_wall or 0.0) + block.time
             if self.recorder is not None:
+                drive(self._who, self.recorder, self.decider, self.decider.tick(block.time))
                 self.recorder.push(block.samples, block.time, wall)
             windows = self.chain.windower.push(block.samples, block.time)
             if windows:
@@ -98,21 +104,11 @@ class MicWorker:
         with self._lock:
             transitions, self._pending = list(self._pending), deque()
         for tr in transitions:
-            self._apply(tr)
-
-    def _apply(self, tr: Transition) -> None:
-        ev = tr.event
-        log.info("microphone %s: %s %s at %.2f s", self.name, ev.label, tr.kind, ev.start if tr.kind == "start"
-                 else ev.end)
-        if self.recorder is None:
-            return
-        clip_event = ClipEvent(ev.label, ev.score, ev.start, ev.end)
-        if tr.kind == "start":
-            self.recorder.start(clip_event)
-        else:
-            self.recorder.update(clip_event)
-            if not self.chain.logic.active:
-                self.recorder.stop(ev.end)
+            ev = tr.event
+            log.info("microphone %s: %s %s at %.2f s", self.name, ev.label, tr.kind,
+                     ev.start if tr.kind == "start" else ev.until)
+        if transitions and self.recorder is not None:
+            drive(self._who, self.recorder, self.decider, self.decider.feed(transitions))
 
     def _finish(self) -> None:
         self._apply_pending()
@@ -122,7 +118,7 @@ class MicWorker:
         self._route(ends)
         self._apply_pending()
         if self.recorder is not None:
-            self.recorder.close()
+            drive(self._who, self.recorder, self.decider, self.decider.close(t))
 
     # -- audio thread --------------------------------------------------------------------------------
 
@@ -160,4 +156,5 @@ class MicWorker:
 
     def _clock_offset(self) -> float | None:
         wall0 = self.source.start_wall
+        assert self.paired is not None
         return None if wall0 is None else self.paired.stream_time_of(wall0)

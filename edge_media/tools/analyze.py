@@ -111,7 +111,7 @@ class AnalysisReport:
             "audio_windows": self.audio_windows,
             "audio_windows_inferred": self.audio_inferences,
             "events": [
-                {"label": e.label, "start_s": round(e.start, 3), "end_s": round(e.end or e.last_seen, 3),
+                {"label": e.label, "start_s": round(e.start, 3), "end_s": round(e.until, 3),
                  "score": round(e.score, 4)}
                 for e in sorted(self.events, key=lambda e: e.start)
             ],
@@ -149,7 +149,7 @@ def analyze_file(path: str | Path, options: AnalyzeOptions | None = None, *,
         report = _analyze_video(path, probe.duration_s, opts, detector, recorder, progress, model)
     else:
         report = AnalysisReport(str(path), probe.duration_s, 0.0, [], SourceStats(), 0, "-")
-        if model is not None:
+        if model is not None and opts.audio is not None:
             _analyze_audio(path, opts.audio, model, report)
     report.elapsed_s = time.perf_counter() - start
     return report
@@ -170,9 +170,11 @@ def _analyze_video(path: str | Path, total: float, opts: AnalyzeOptions, detecto
     with (_progress(total) if progress else nullcontext()) as pbar:
         for ev in source:
             if isinstance(ev, Disconnected) and (tail := pipe.audio_tail()) is not None:
+                assert audio_model is not None  # only an audio chain yields windows
                 report.audio_trace += audio_batch(audio_model, [tail])[0]
             out = pipe.handle(ev)
             if isinstance(out, AudioWindows):
+                assert audio_model is not None
                 [results] = audio_batch(audio_model, [out])
                 report.audio_trace += results
             elif out is not None:
