@@ -59,6 +59,7 @@ class AudioClipRecorder:
         self._events[event.start] = event
         self._pending_end = None
         if self._out is not None:
+            self._journal()
             return
         self._clip_id = new_clip_id(self._ring[0][1] if self._ring else 0.0)
         path = self.spool.tmp_path(self._clip_id)
@@ -78,6 +79,19 @@ class AudioClipRecorder:
     def update(self, event: ClipEvent) -> None:
         if self._out is not None:
             self._events[event.start] = event
+            self._journal()
+
+    def _journal(self) -> None:
+        """The open clip's meta and events beside it: what a recovery after a crash needs."""
+        if self._first is None:
+            return
+        events = sorted(self._events.values(), key=lambda e: e.start)
+        meta = ClipMeta(camera=self.source, model_versions=self.model_versions, wall_start=self._first[1],
+                        stream_start=self._first[0], events=events)
+        try:
+            self.spool.write_meta(self._clip_id, meta)
+        except OSError as exc:
+            log.error("microphone %s: journaling clip %s failed: %s", self.source, self._clip_id, exc)
 
     def stop(self, end_time: float) -> None:
         if self._out is None:
@@ -94,8 +108,7 @@ class AudioClipRecorder:
     def _encode(self, samples: np.ndarray, time: float, wall: float) -> None:
         if self._first is None:
             self._first = (time, wall)
-            self.spool.write_meta(self._clip_id, ClipMeta(camera=self.source, model_versions=self.model_versions,
-                                                          wall_start=wall, stream_start=time))
+            self._journal()
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32).reshape(1, -1),
                                            format="flt", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self._written, Fraction(1, self.rate)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 
+from recorder.formats import RecordingPlan, plan_recording
 from recorder.packets import MediaPacket
 from recorder.ring import PreRollRing
 from recorder.sidecar import ClipEvent, ClipSidecar, new_clip_id
@@ -22,11 +23,14 @@ from recorder.writer import ClipWriteError, ClipWriter
 log = logging.getLogger(__name__)
 
 OnClip = Callable[[Path, ClipSidecar], None]
+# Asked before each new fragment of an open clip with the bytes it may still add to the spool;
+# False ends the clip there (spool quota). The default always says yes.
+Room = Callable[[int], bool]
 
 
 class CameraRecorder:
     def __init__(self, camera: str, spool: Spool, *, pre_roll_s: float, ring_seconds: float, ring_max_bytes: int,
-                 model_versions: Mapping[str, str], on_clip: OnClip) -> None:
+                 model_versions: Mapping[str, str], on_clip: OnClip, room: Room | None = None) -> None:
         if ring_seconds < pre_roll_s:
             raise ValueError("ring_seconds must be at least pre_roll_s")
         self.camera = camera
@@ -34,10 +38,15 @@ class CameraRecorder:
         self.pre_roll_s = pre_roll_s
         self.model_versions = dict(model_versions)
         self.on_clip = on_clip
+        self.room = room
         self.ring = PreRollRing(ring_seconds, ring_max_bytes)
         self._templates: dict[int, av.stream.Stream] = {}
+        self._plan = RecordingPlan(None, ())
+        self._unrecordable: set[str] = set()  # reasons already logged: once, not per event or reconnect
         self._writer: ClipWriter | None = None
         self._clip_id = ""
+        self._meta: ClipMeta | None = None  # journaled beside the open clip once it has a keyframe
+        self._fragment_bytes = self._last_fragment_bytes = 0
         self._events: dict[float, ClipEvent] = {}
         self._pending_end: float | None = None
         self._last_time = float("-inf")
@@ -55,7 +64,22 @@ class CameraRecorder:
         self.close()
         self.ring.clear()
         self._templates = dict(templates)
+        self._plan = plan_recording(templates) if templates else RecordingPlan(None, ())
         self._last_time = float("-inf")
+        note = self._plan.note
+        if templates and note and note not in self._unrecordable:
+            self._unrecordable.add(note)
+            if self._plan.recordable:
+                log.warning("camera %s: %s", self.camera, note)
+            else:
+                log.error("camera %s cannot be recorded: %s; events are still detected", self.camera, note)
+        elif self._plan.format is not None and self._plan.format.muxer != "mp4":
+            log.info("camera %s: recording in %s (its codecs do not fit MP4)", self.camera, self._plan.format.muxer)
+
+    @property
+    def plan(self) -> RecordingPlan:
+        """How the current connection is recorded (container, streams), or why it cannot be."""
+        return self._plan
 
     def on_packet(self, mp: MediaPacket) -> None:
         self.ring.push(mp)
@@ -72,18 +96,24 @@ class CameraRecorder:
             # A new event during a clip extends it rather than cutting a second, overlapping clip.
             self._events[event.start] = event
             self._pending_end = None
+            self._journal()
             return
         if not self._templates:
             log.warning("camera %s: event %s before any stream is known; no clip", self.camera, event.label)
             return
+        fmt = self._plan.format
+        if fmt is None:
+            return  # said once, in set_streams
         backlog = self.ring.packets_from(event.start - self.pre_roll_s)
         self._clip_id = new_clip_id(backlog[0].wall if backlog else time.time())
+        templates = {i: self._templates[i] for i in self._plan.streams}
         try:
-            self._writer = ClipWriter(self.spool.tmp_path(self._clip_id), self._templates)
+            self._writer = ClipWriter(self.spool.tmp_path(self._clip_id, fmt.extension), templates, fmt)
         except (av.FFmpegError, OSError, ValueError) as exc:
             log.error("camera %s: cannot open clip %s: %s", self.camera, self._clip_id, exc)
             return
         self._events = {event.start: event}
+        self._meta, self._fragment_bytes, self._last_fragment_bytes = None, 0, 0
         self._pending_end = None
         for mp in backlog:
             if self._writer is None:
@@ -94,6 +124,7 @@ class CameraRecorder:
         """Replace the open clip's record of the event that began at ``event.start`` (score, end)."""
         if self._writer is not None:
             self._events[event.start] = event
+            self._journal()
 
     def stop(self, end_time: float) -> None:
         """Close the clip once a packet at or after ``end_time`` has been written."""
@@ -112,21 +143,51 @@ class CameraRecorder:
         writer = self._writer
         assert writer is not None
         was_started = writer.started
+        if was_started and mp.is_keyframe and not self._has_room():
+            self._finish()  # ends on a whole fragment, before the spool quota is crossed
+            return
         try:
-            writer.write(mp)
+            if writer.write(mp):
+                self._count_fragment(mp)
             if not was_started and writer.started:
                 # Recovery needs the camera and the clip's real times, which the file does not carry.
-                meta = ClipMeta(camera=self.camera, model_versions=self.model_versions,
-                                wall_start=mp.wall, stream_start=mp.time)
-                self.spool.write_meta(self._clip_id, meta)
+                self._meta = ClipMeta(camera=self.camera, model_versions=self.model_versions,
+                                      wall_start=mp.wall, stream_start=mp.time)
+                self._journal()
         except (ClipWriteError, OSError) as exc:
             log.error("camera %s: writing clip %s failed: %s; closing it early", self.camera, self._clip_id, exc)
             self._finish()
 
+    def _count_fragment(self, mp: MediaPacket) -> None:
+        if mp.is_keyframe:
+            self._last_fragment_bytes, self._fragment_bytes = self._fragment_bytes, 0
+        self._fragment_bytes += mp.size
+
+    def _has_room(self) -> bool:
+        # The fragment just completed is not on disk yet (it is flushed once this keyframe is muxed),
+        # and the next one will be about as big as the last: ask for both.
+        if self.room is None:
+            return True
+        need = self._fragment_bytes + max(self._fragment_bytes, self._last_fragment_bytes)
+        if self.room(need):
+            return True
+        log.warning("camera %s: spool quota reached; clip %s ends here", self.camera, self._clip_id)
+        return False
+
+    def _journal(self) -> None:
+        """Write the open clip's events beside it, so a crash does not leave a recovered clip without them."""
+        if self._meta is None:
+            return  # no keyframe yet: nothing on disk to recover; the first keyframe journals them
+        self._meta.events = sorted(self._events.values(), key=lambda e: e.start)
+        try:
+            self.spool.write_meta(self._clip_id, self._meta)
+        except OSError as exc:
+            log.error("camera %s: journaling clip %s failed: %s", self.camera, self._clip_id, exc)
+
     def _finish(self) -> None:
         writer, clip_id = self._writer, self._clip_id
         events = sorted(self._events.values(), key=lambda e: e.start)
-        self._writer, self._events, self._pending_end = None, {}, None
+        self._writer, self._events, self._pending_end, self._meta = None, {}, None, None
         if writer is None:
             return
         try:

@@ -1,7 +1,9 @@
-"""Clip writer: remux encoded packets into a fragmented MP4 — no decode, no encode.
+"""Clip writer: remux encoded packets into a fragmented MP4 (or Matroska) — no decode, no encode.
 
 Fragmented MP4 (``frag_keyframe+empty_moov``) means every flushed fragment is playable on its own,
-so a crash mid-clip leaves a file :meth:`recorder.spool.Spool.recover` can salvage.
+so a crash mid-clip leaves a file :meth:`recorder.spool.Spool.recover` can salvage. Each fragment is
+written to the file as soon as it is complete (``flush_packets``) and fsynced every few seconds:
+a kill loses at most the fragment being built, a power cut at most ``FSYNC_INTERVAL_S`` more.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,11 +19,13 @@ from pathlib import Path
 
 import av
 
+from recorder.formats import MP4, ClipFormat, format_for, plan_recording
 from recorder.packets import MediaPacket
 
 log = logging.getLogger(__name__)
 
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+FRAGMENTED_MP4 = dict(MP4.options)
+FSYNC_INTERVAL_S = 2.0  # fsync at the first keyframe after this long: not per packet (SD cards are slow)
 _HASH_CHUNK = 1 << 20
 
 
@@ -43,6 +48,7 @@ class WrittenClip:
     width: int
     height: int
     packets: int
+    container: str = MP4.muxer
 
 
 @dataclass(slots=True)
@@ -54,12 +60,16 @@ class _Track:
 
 
 class ClipWriter:
-    """Writes one clip. ``templates`` maps input stream_index → input stream (codec parameters)."""
+    """Writes one clip. ``templates`` maps input stream_index → input stream (codec parameters);
+    ``fmt`` must hold every one of them (see :func:`recorder.formats.plan_recording`)."""
 
-    def __init__(self, path: Path | str, templates: Mapping[int, av.stream.Stream]) -> None:
+    def __init__(self, path: Path | str, templates: Mapping[int, av.stream.Stream], fmt: ClipFormat = MP4) -> None:
         self.path = Path(path)
-        self._container = av.open(str(self.path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+        self.format = fmt
+        self._container = av.open(str(self.path), "w", format=fmt.muxer, options=dict(fmt.options))
         self._tracks: dict[int, _Track] = {}
+        self._sync_fd: int | None = None  # a second descriptor to fsync through (PyAV owns the writing one)
+        self._last_sync = time.monotonic()
         try:
             for index, template in templates.items():
                 out = self._container.add_stream_from_template(template)
@@ -107,7 +117,23 @@ class ClipWriter:
         self._mux(mp, track, dts, offset)
         track.last_dts = dts
         self._account(mp)
+        if mp.is_keyframe:
+            self._sync_now_and_then()
         return True
+
+    def _sync_now_and_then(self) -> None:
+        # A keyframe completes the previous fragment, which flush_packets has just handed to the OS;
+        # fsync makes it survive a power cut too.
+        now = time.monotonic()
+        if now - self._last_sync < FSYNC_INTERVAL_S:
+            return
+        self._last_sync = now
+        try:
+            if self._sync_fd is None:
+                self._sync_fd = os.open(self.path, os.O_RDONLY)
+            os.fsync(self._sync_fd)
+        except OSError as exc:
+            raise ClipWriteError(f"syncing {self.path.name}: {exc}") from exc
 
     def _begin(self, key: MediaPacket) -> None:
         self._start = key.time
@@ -149,6 +175,7 @@ class ClipWriter:
         if self._closed:
             raise ClipWriteError(f"{self.path.name} already closed")
         self._closed = True
+        self._close_sync_fd()
         try:
             self._container.close()
             size, digest = fsync_and_hash(self.path)
@@ -162,7 +189,7 @@ class ClipWriter:
             first_wall=self._first_wall, last_wall=max(self._last_wall, self._first_wall),
             duration_s=max(self._end - start, 0.0) if self._packets else 0.0,
             video_codec=vcodec, audio_codec=self._audio_info[0] if self._audio_info else None,
-            width=width, height=height, packets=self._packets,
+            width=width, height=height, packets=self._packets, container=self.format.muxer,
         )
 
     def abort(self) -> None:
@@ -170,7 +197,13 @@ class ClipWriter:
         self._closed = True
         self._discard()
 
+    def _close_sync_fd(self) -> None:
+        if self._sync_fd is not None:
+            os.close(self._sync_fd)
+            self._sync_fd = None
+
     def _discard(self) -> None:
+        self._close_sync_fd()
         try:
             self._container.close()
         except Exception:  # the file is being thrown away; its trailer does not matter
@@ -215,9 +248,10 @@ def remux_file(src: Path | str, dst: Path | str, *, wall_start: float, time_star
         return None
     with source:
         templates = {s.index: s for s in source.streams if s.type in ("video", "audio")}
-        if not any(s.type == "video" for s in templates.values()):
+        plan = plan_recording(templates)
+        if plan.format is None:
             return None
-        writer = ClipWriter(dst, templates)
+        writer = ClipWriter(dst, {i: templates[i] for i in plan.streams}, format_for(str(dst)))
         try:
             _copy_packets(source, templates, writer, wall_start, time_start)
         except ClipWriteError:
