@@ -24,7 +24,7 @@ class ClipFormat:
 
 
 MP4 = ClipFormat("mp4", ".mp4", {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
-MATROSKA = ClipFormat("matroska", ".mkv", {})
+MATROSKA = ClipFormat("matroska", ".mkv", {"flush_packets": "1"})
 FORMATS = (MP4, MATROSKA)  # in order of preference: MP4 plays everywhere, browsers included
 CLIP_EXTENSIONS = tuple(f.extension for f in FORMATS)
 

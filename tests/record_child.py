@@ -7,6 +7,9 @@ first packet after the last one), then waits on stdin to be killed.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +22,22 @@ from media import demux  # noqa: E402
 EVENT = ClipEvent(label="motion", score=0.7, start=0.5)
 UPDATED = ClipEvent(label="motion", score=0.9, start=0.5)
 SECOND = ClipEvent(label="scream", score=0.8, start=1.5)
+
+
+def record_then_kill(source: Path, spool_dir: Path, keyframes: int) -> None:
+    """Run this script in a child process and SIGKILL it once it says it is ready."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, __file__, str(source), str(spool_dir), str(keyframes)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        assert line.strip() == f"ready {keyframes}", line
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.communicate()
+    assert child.returncode == -signal.SIGKILL
 
 
 def main(source: str, spool_dir: str, keyframes: int) -> None:

@@ -3,10 +3,6 @@ recovery salvages with its fragments and its events."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -15,8 +11,8 @@ import pytest
 from recorder import ClipEvent, Spool
 
 from media import VideoSpec, make_video
+from record_child import record_then_kill
 
-CHILD = Path(__file__).parent / "record_child.py"
 FPS, GOP = 12, 24  # a keyframe every 2 s
 
 
@@ -25,26 +21,6 @@ def low_bitrate(tmp_path_factory) -> Path:
     """640x360 12 fps, a static scene with a little AAC: ~60 kB/s, one 2 s fragment < 256 KiB."""
     spec = VideoSpec(width=640, height=360, fps=FPS, gop=GOP, duration_s=12.0, audio=True)
     return make_video(tmp_path_factory.mktemp("cut") / "low.mp4", spec)
-
-
-def record_then_kill(source: Path, spool_dir: Path, keyframes: int) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), env_path()])}
-    child = subprocess.Popen([sys.executable, str(CHILD), str(source), str(spool_dir), str(keyframes)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        line = child.stdout.readline()
-        assert line.strip() == f"ready {keyframes}", line
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait()
-        child.stdin.close()
-        child.stdout.close()
-    assert child.returncode == -signal.SIGKILL
-
-
-def env_path() -> str:
-    return os.environ.get("PYTHONPATH", "")
 
 
 @pytest.mark.parametrize("keyframes", [2, 4])
