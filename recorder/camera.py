@@ -105,6 +105,8 @@ class CameraRecorder:
         if fmt is None:
             return  # said once, in set_streams
         backlog = self.ring.packets_from(event.start - self.pre_roll_s)
+        if not self._room_for(backlog):
+            return
         self._clip_id = new_clip_id(backlog[0].wall if backlog else time.time())
         templates = {i: self._templates[i] for i in self._plan.streams}
         try:
@@ -168,10 +170,20 @@ class CameraRecorder:
         # and the next one will be about as big as the last: ask for both.
         if self.room is None:
             return True
-        need = self._fragment_bytes + max(self._fragment_bytes, self._last_fragment_bytes)
-        if self.room(need):
+        if self.room(_with_overhead(self._fragment_bytes + max(self._fragment_bytes, self._last_fragment_bytes))):
             return True
         log.warning("camera %s: spool quota reached; clip %s ends here", self.camera, self._clip_id)
+        return False
+
+    def _room_for(self, backlog: list[MediaPacket]) -> bool:
+        """Room for a new clip: its pre-roll plus one more GOP of the same average size."""
+        if self.room is None or not backlog:
+            return True
+        nbytes = sum(mp.size for mp in backlog)
+        gops = max(sum(mp.is_keyframe for mp in backlog), 1)
+        if self.room(_with_overhead(nbytes + nbytes // gops)):
+            return True
+        log.warning("camera %s: spool quota reached; no clip for this event", self.camera)
         return False
 
     def _journal(self) -> None:
@@ -211,3 +223,8 @@ class CameraRecorder:
             self.on_clip(path, sidecar)
         except Exception:  # the clip is safely in ready/; a consumer bug must not stop recording
             log.exception("camera %s: on_clip failed for clip %s", self.camera, clip_id)
+
+
+def _with_overhead(nbytes: int) -> int:
+    """Payload bytes → spool bytes: container framing (moof/trun, Matroska blocks), sidecar, meta."""
+    return nbytes + nbytes // 16 + 4096
