@@ -3,7 +3,9 @@ or, where no container holds it, said once; ``check-config --probe`` tells the u
 
 from __future__ import annotations
 
+import io
 import logging
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,11 @@ def test_msmpeg4_camera_is_recorded_in_matroska_end_to_end(tmp_path: Path, cctv:
     nothing was recorded; the clip is now Matroska, and its key and content type follow."""
     svc = Service(config_for(tmp_path, {"cctv": cctv}))
     svc.run()
+    archive = io.BytesIO()
+    svc.rights.export(svc.ctx.scope("owner"), archive)
     svc.close()
+    with zipfile.ZipFile(archive) as zf:
+        assert any(n.endswith(".mkv") for n in zf.namelist()), "the export carries the Matroska clip"
     objects = {i.key: i for i in svc.store.list_objects("clips/")}
     clips = [k for k in objects if not k.endswith(".json")]
     assert clips and all(k.endswith(".mkv") for k in clips), objects
