@@ -34,7 +34,7 @@ class AudioClipRecorder:
         self.ring_seconds = pre_roll_s + ring_slack_s
         self._ring: deque[tuple[float, float, np.ndarray]] = deque()  # (time, wall, samples)
         self._out: av.container.OutputContainer | None = None
-        self._stream = None
+        self._stream: av.audio.stream.AudioStream | None = None
         self._events: dict[float, ClipEvent] = {}
         self._pending_end: float | None = None
         self._clip_id = ""
@@ -65,8 +65,8 @@ class AudioClipRecorder:
         path = self.spool.tmp_path(self._clip_id)
         try:
             self._out = av.open(str(path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
-            self._stream = self._out.add_stream("aac", rate=self.rate)
-            self._stream.layout, self._stream.bit_rate = "mono", self.bitrate
+            stream = self._stream = self._out.add_stream("aac", rate=self.rate)
+            stream.layout, stream.bit_rate = "mono", self.bitrate
         except (av.FFmpegError, OSError) as exc:
             log.error("microphone %s: cannot open clip %s: %s", self.source, self._clip_id, exc)
             self._out, self._events = None, {}
@@ -113,6 +113,7 @@ class AudioClipRecorder:
                                            format="flt", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self._written, Fraction(1, self.rate)
         self._written += len(samples)
+        assert self._out is not None and self._stream is not None  # only called while a clip is open
         try:
             for pkt in self._stream.encode(frame):
                 self._out.mux(pkt)
@@ -123,7 +124,7 @@ class AudioClipRecorder:
     def _finish(self) -> None:
         out, events = self._out, sorted(self._events.values(), key=lambda e: e.start)
         self._out, self._events, self._pending_end = None, {}, None
-        if out is None:
+        if out is None or self._stream is None:
             return
         try:
             for pkt in self._stream.encode(None):

@@ -39,7 +39,7 @@ class ClipMeta:
     events: list[ClipEvent] = field(default_factory=list)  # journaled as they start and change
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ClipMeta":
+    def from_dict(cls, data: dict) -> ClipMeta:
         fields = dict(data)
         fields["events"] = [ClipEvent(**e) for e in data.get("events", [])]
         return cls(**fields)

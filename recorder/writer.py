@@ -136,6 +136,7 @@ class ClipWriter:
             raise ClipWriteError(f"syncing {self.path.name}: {exc}") from exc
 
     def _begin(self, key: MediaPacket) -> None:
+        assert key.dts is not None  # write() skips packets without dts
         self._start = key.time
         self._first_wall = key.wall
         self._start_s = Fraction(key.dts) * key.time_base
@@ -182,6 +183,7 @@ class ClipWriter:
         except (av.FFmpegError, OSError) as exc:
             raise ClipWriteError(f"closing {self.path.name}: {exc}") from exc
         start = self._start if self._start is not None else 0.0
+        assert self._video_info is not None  # checked in __init__
         vcodec, width, height = self._video_info
         return WrittenClip(
             path=self.path, size_bytes=size, sha256=digest,

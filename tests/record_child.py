@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from recorder import CameraRecorder, ClipEvent, Spool  # noqa: E402
+from recorder import CameraRecorder, ClipEvent, Spool
 
-from media import demux  # noqa: E402
+from media import demux
 
 EVENT = ClipEvent(label="motion", score=0.7, start=0.5)
 UPDATED = ClipEvent(label="motion", score=0.9, start=0.5)

@@ -88,8 +88,9 @@ def test_codec_no_container_holds_is_said_once(tmp_path: Path, wmv: Path, caplog
                     rec.start(ClipEvent("motion", 0.8, mp.time))
             rec.close()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert errors == ["camera old cannot be recorded: video codec wmv2 fits neither MP4 nor Matroska "
-                      "('matroska' format does not support 'wmv2' codec); events are still detected"]
+    expected = ("camera old cannot be recorded: video codec wmv2 fits neither MP4 nor Matroska "
+                "('matroska' format does not support 'wmv2' codec); events are still detected")
+    assert errors == [expected]
     assert not rec.plan.recordable and clips == []
     assert not list(spool.tmp_dir.iterdir()) and not list(spool.ready_dir.iterdir())
 

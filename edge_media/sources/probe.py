@@ -102,8 +102,9 @@ def _info(stream: av.stream.Stream) -> StreamInfo:
     ctx = stream.codec_context
     if stream.type == "video":
         rate = stream.average_rate or stream.guessed_rate
-        return StreamInfo("video", ctx.name, ctx.width or 0, ctx.height or 0, round(float(rate), 3) if rate else None)
-    return StreamInfo("audio", ctx.name, sample_rate=ctx.sample_rate or None)
+        return StreamInfo("video", ctx.name, getattr(ctx, "width", 0) or 0, getattr(ctx, "height", 0) or 0,
+                          round(float(rate), 3) if rate else None)
+    return StreamInfo("audio", ctx.name, sample_rate=getattr(ctx, "sample_rate", 0) or None)
 
 
 def _reason(exc: BaseException) -> str:
