@@ -42,7 +42,7 @@ class CameraRecorder:
         self.ring = PreRollRing(ring_seconds, ring_max_bytes)
         self._templates: dict[int, av.stream.Stream] = {}
         self._plan = RecordingPlan(None, ())
-        self._unrecordable: set[str] = set()  # reasons already logged: once, not per event or reconnect
+        self._said: set[str] = set()  # recording plans already logged: once, not per event or reconnect
         self._writer: ClipWriter | None = None
         self._clip_id = ""
         self._meta: ClipMeta | None = None  # journaled beside the open clip once it has a keyframe
@@ -66,15 +66,22 @@ class CameraRecorder:
         self._templates = dict(templates)
         self._plan = plan_recording(templates) if templates else RecordingPlan(None, ())
         self._last_time = float("-inf")
-        note = self._plan.note
-        if templates and note and note not in self._unrecordable:
-            self._unrecordable.add(note)
-            if self._plan.recordable:
-                log.warning("camera %s: %s", self.camera, note)
-            else:
-                log.error("camera %s cannot be recorded: %s; events are still detected", self.camera, note)
-        elif self._plan.format is not None and self._plan.format.muxer != "mp4":
-            log.info("camera %s: recording in %s (its codecs do not fit MP4)", self.camera, self._plan.format.muxer)
+        if templates:
+            self._say_plan_once()
+
+    def _say_plan_once(self) -> None:
+        """Anything unusual about how this camera is recorded, once per camera (not per reconnect)."""
+        plan = self._plan
+        said = plan.note or (plan.format.muxer if plan.format and plan.format.muxer != "mp4" else "")
+        if not said or said in self._said:
+            return
+        self._said.add(said)
+        if not plan.recordable:
+            log.error("camera %s cannot be recorded: %s; events are still detected", self.camera, plan.note)
+        elif plan.note:
+            log.warning("camera %s: %s", self.camera, plan.note)
+        if plan.format is not None and plan.format.muxer != "mp4":
+            log.info("camera %s: recording in %s (its codecs do not fit MP4)", self.camera, plan.format.muxer)
 
     @property
     def plan(self) -> RecordingPlan:
