@@ -23,6 +23,10 @@ from .writer import FRAGMENTED_MP4, WrittenClip, fsync_and_hash
 
 log = logging.getLogger(__name__)
 
+# frag_keyframe cuts fragments at video keyframes only: an audio-only clip needs a duration, or it is
+# one fragment held in memory until close, and a crash loses all of it.
+AUDIO_FRAGMENTS = {**FRAGMENTED_MP4, "frag_duration": "1000000"}  # µs
+
 
 class AudioClipRecorder:
     def __init__(self, source: str, spool: Spool, *, pre_roll_s: float, sample_rate: int = 16000,
@@ -64,7 +68,7 @@ class AudioClipRecorder:
         self._clip_id = new_clip_id(self._ring[0][1] if self._ring else 0.0)
         path = self.spool.tmp_path(self._clip_id)
         try:
-            self._out = av.open(str(path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+            self._out = av.open(str(path), "w", format="mp4", options=AUDIO_FRAGMENTS)
             stream = self._stream = self._out.add_stream("aac", rate=self.rate)
             stream.layout, stream.bit_rate = "mono", self.bitrate
         except (av.FFmpegError, OSError) as exc:

@@ -157,7 +157,7 @@ class Spool:
             scratch.unlink(missing_ok=True)
             return []
         if written is None:
-            log.warning("spool: %s has no readable video; deleted", src.name)
+            log.warning("spool: %s has no readable media; deleted", src.name)
             src.unlink(missing_ok=True)
             self.discard(clip_id)
             return []

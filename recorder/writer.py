@@ -63,7 +63,8 @@ class ClipWriter:
     """Writes one clip. ``templates`` maps input stream_index → input stream (codec parameters);
     ``fmt`` must hold every one of them (see :func:`recorder.formats.plan_recording`)."""
 
-    def __init__(self, path: Path | str, templates: Mapping[int, av.stream.Stream], fmt: ClipFormat = MP4) -> None:
+    def __init__(self, path: Path | str, templates: Mapping[int, av.stream.Stream], fmt: ClipFormat = MP4, *,
+                 audio_only: bool = False) -> None:
         self.path = Path(path)
         self.format = fmt
         self._container = av.open(str(self.path), "w", format=fmt.muxer, options=dict(fmt.options))
@@ -79,7 +80,7 @@ class ClipWriter:
             raise
         self._video_info = _codec_info(templates, "video")
         self._audio_info = _codec_info(templates, "audio")
-        if self._video_info is None:
+        if self._video_info is None and (self._audio_info is None or not audio_only):
             self._discard()
             raise ValueError("a clip needs a video stream")
         self._start: float | None = None  # stream seconds of the first keyframe
@@ -103,8 +104,8 @@ class ClipWriter:
         if track is None or mp.dts is None or self._closed:
             return False
         if self._start is None:
-            if not (track.is_video and mp.is_keyframe):
-                return False  # a clip must open on a video keyframe
+            if self._video_info is not None and not (track.is_video and mp.is_keyframe):
+                return False  # a clip must open on a video keyframe (an audio-only one on any packet)
             self._begin(mp)
         offset = self._offset(track, mp)
         dts = mp.dts - offset
@@ -183,8 +184,7 @@ class ClipWriter:
         except (av.FFmpegError, OSError) as exc:
             raise ClipWriteError(f"closing {self.path.name}: {exc}") from exc
         start = self._start if self._start is not None else 0.0
-        assert self._video_info is not None  # checked in __init__
-        vcodec, width, height = self._video_info
+        vcodec, width, height = self._video_info or ("", 0, 0)
         return WrittenClip(
             path=self.path, size_bytes=size, sha256=digest,
             first_time=start, last_time=max(self._last_time, start),
@@ -238,10 +238,10 @@ def fsync_and_hash(path: Path) -> tuple[int, str]:
 def remux_file(src: Path | str, dst: Path | str, *, wall_start: float, time_start: float = 0.0) -> WrittenClip | None:
     """Remux whatever PyAV can read of ``src`` into a complete clip at ``dst``.
 
-    Used to salvage a clip cut short by a crash: a fragmented MP4 is readable up to its last
-    complete fragment. Stream times restart at ``time_start`` and wall times at ``wall_start``
+    Used to salvage a clip cut short by a crash (a camera's, or a microphone's audio-only one): a
+    fragmented MP4 is readable up to its last complete fragment. Stream times restart at ``time_start`` and wall times at ``wall_start``
     (the originals are not in the file). Returns None (and leaves no ``dst``) if no video keyframe
-    could be read.
+    (for audio-only clips: no packet) could be read.
     """
     try:
         source = av.open(str(src), "r")
@@ -250,10 +250,15 @@ def remux_file(src: Path | str, dst: Path | str, *, wall_start: float, time_star
         return None
     with source:
         templates = {s.index: s for s in source.streams if s.type in ("video", "audio")}
-        plan = plan_recording(templates)
-        if plan.format is None:
+        if any(s.type == "video" for s in templates.values()):
+            plan = plan_recording(templates)
+            if plan.format is None:
+                return None
+            writer = ClipWriter(dst, {i: templates[i] for i in plan.streams}, format_for(str(dst)))
+        elif templates:  # a microphone's audio-only clip
+            writer = ClipWriter(dst, templates, format_for(str(dst)), audio_only=True)
+        else:
             return None
-        writer = ClipWriter(dst, {i: templates[i] for i in plan.streams}, format_for(str(dst)))
         try:
             _copy_packets(source, templates, writer, wall_start, time_start)
         except ClipWriteError:

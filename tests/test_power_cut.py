@@ -3,12 +3,14 @@ recovery salvages with its fragments and its events."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
-from recorder import ClipEvent, Spool
+from recorder import AudioClipRecorder, ClipEvent, Spool
 
 from media import VideoSpec, make_video
 from record_child import record_then_kill
@@ -45,3 +47,28 @@ def test_sigkill_mid_clip_keeps_completed_fragments_and_events(low_bitrate: Path
     assert side.duration_s >= done * GOP / FPS - 0.1
     assert side.events == [ClipEvent("motion", 0.9, 0.5), ClipEvent("scream", 0.8, 1.5)]
     assert side.model_versions == {"motion": "m1"} and side.stream_start == 0.0
+
+
+def test_audio_only_clip_reaches_disk_fragment_by_fragment(tmp_path: Path) -> None:
+    """Defect 7 for microphones: ``frag_keyframe`` never cuts an audio-only MP4, so the whole clip
+    stayed in memory until close and a crash lost all of it, events included."""
+    spool = Spool(tmp_path / "spool")
+    rec = AudioClipRecorder("hall-mic", spool, pre_roll_s=1.0, model_versions={"audio": "a1"},
+                            on_clip=lambda *_: pytest.fail("the clip must still be open"))
+    rate, block = 16000, 1600
+    rng = np.random.default_rng(1)
+    for i in range(60):  # 6 s of quiet noise; the event starts at 2 s
+        t = i * block / rate
+        rec.push((rng.random(block, dtype=np.float32) - 0.5) * 0.1, t, 1_790_000_000.0 + t)
+        if i == 20:
+            rec.start(ClipEvent("dog_bark", 0.8, 2.0))
+    # A crash now: only what reached the file survives. Recover a copy of the spool as it is.
+    crashed = tmp_path / "after-crash"
+    shutil.copytree(spool.root, crashed)
+    recovered = Spool(crashed)
+    [path] = recovered.recover()
+    [(_, side)] = recovered.ready()
+    with av.open(str(path)) as container:
+        seconds = sum(f.samples for f in container.decode(audio=0)) / container.streams.audio[0].sample_rate
+    assert seconds >= 3.0, "all but the last second of the open clip is on disk"
+    assert side.events == [ClipEvent("dog_bark", 0.8, 2.0)] and side.camera == "hall-mic"
