@@ -25,6 +25,10 @@ from .writer import FRAGMENTED_MP4, WrittenClip, fsync_and_hash
 
 log = logging.getLogger(__name__)
 
+# frag_keyframe cuts fragments at video keyframes only: an audio-only clip needs a duration, or it is
+# one fragment held in memory until close, and a crash loses all of it.
+AUDIO_FRAGMENTS = {**FRAGMENTED_MP4, "frag_duration": "1000000"}  # µs
+
 
 class AudioClipRecorder:
     def __init__(self, source: str, spool: Spool, *, pre_roll_s: float, sample_rate: int = 16000,
@@ -69,6 +73,7 @@ class AudioClipRecorder:
         self._events.update((e.key, e) for e in events)
         self._pending_end = None
         if self._out is not None:
+            self._journal()
             return self._first[0] if self._first else None
         if not self._open(self._ring[0][1] if self._ring else 0.0, events):
             return None
@@ -80,6 +85,7 @@ class AudioClipRecorder:
     def update(self, event: Event) -> None:
         if self._out is not None:
             self._events[event.key] = event
+            self._journal()
 
     def cut(self, at: float, events: Sequence[Event]) -> None:
         """Close the clip at the first block at or after ``at``; it opens the continuation."""
@@ -90,7 +96,7 @@ class AudioClipRecorder:
         self._clip_id = new_clip_id(first_wall)
         path = self.spool.tmp_path(self._clip_id)
         try:
-            self._out = out = av.open(str(path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+            self._out = out = av.open(str(path), "w", format="mp4", options=AUDIO_FRAGMENTS)
             self._stream = stream = out.add_stream("aac", rate=self.rate)
             stream.layout, stream.bit_rate = "mono", self.bitrate
         except (av.FFmpegError, OSError) as exc:
@@ -111,6 +117,18 @@ class AudioClipRecorder:
         if self._open(wall, carried):
             self._pending_end = pending_end
 
+    def _journal(self) -> None:
+        """The open clip's meta and events beside it: what a recovery after a crash needs."""
+        if self._first is None:
+            return
+        events = sorted(self._events.values(), key=lambda e: e.start)
+        meta = ClipMeta(camera=self.source, model_versions=self.model_versions, wall_start=self._first[1],
+                        stream_start=self._first[0], events=events)
+        try:
+            self.spool.write_meta(self._clip_id, meta)
+        except OSError as exc:
+            log.error("microphone %s: journaling clip %s failed: %s", self.source, self._clip_id, exc)
+
     def stop(self, end_time: float) -> None:
         if self._out is None:
             return
@@ -126,8 +144,7 @@ class AudioClipRecorder:
     def _encode(self, samples: np.ndarray, time: float, wall: float) -> None:
         if self._first is None:
             self._first = (time, wall)
-            self.spool.write_meta(self._clip_id, ClipMeta(camera=self.source, model_versions=self.model_versions,
-                                                          wall_start=wall, stream_start=time))
+            self._journal()
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32).reshape(1, -1),
                                            format="flt", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self._written, Fraction(1, self.rate)

@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 
 from recorder.events import Event
+from recorder.formats import RecordingPlan, plan_recording
 from recorder.packets import MediaPacket
 from recorder.ring import PreRollRing
 from recorder.sidecar import ClipSidecar, new_clip_id
@@ -27,11 +28,14 @@ from recorder.writer import ClipWriteError, ClipWriter
 log = logging.getLogger(__name__)
 
 OnClip = Callable[[Path, ClipSidecar], None]
+# Asked before each new fragment of an open clip with the bytes it may still add to the spool;
+# False ends the clip there (spool quota). The default always says yes.
+Room = Callable[[int], bool]
 
 
 class CameraRecorder:
     def __init__(self, camera: str, spool: Spool, *, pre_roll_s: float, ring_seconds: float, ring_max_bytes: int,
-                 model_versions: Mapping[str, str], on_clip: OnClip) -> None:
+                 model_versions: Mapping[str, str], on_clip: OnClip, room: Room | None = None) -> None:
         if ring_seconds < pre_roll_s:
             raise ValueError("ring_seconds must be at least pre_roll_s")
         self.camera = camera
@@ -39,10 +43,15 @@ class CameraRecorder:
         self.pre_roll_s = pre_roll_s
         self.model_versions = dict(model_versions)
         self.on_clip = on_clip
+        self.room = room
         self.ring = PreRollRing(ring_seconds, ring_max_bytes)
         self._templates: dict[int, av.stream.Stream] = {}
+        self._plan = RecordingPlan(None, ())
+        self._said: set[str] = set()  # recording plans already logged: once, not per event or reconnect
         self._writer: ClipWriter | None = None
         self._clip_id = ""
+        self._meta: ClipMeta | None = None  # journaled beside the open clip once it has a keyframe
+        self._fragment_bytes = self._last_fragment_bytes = 0
         self._events: dict[tuple[str, float], Event] = {}
         self._pending_end: float | None = None
         self._pending_cut: tuple[float, tuple[Event, ...]] | None = None  # (at, events carried over)
@@ -62,7 +71,29 @@ class CameraRecorder:
         self.close()
         self.ring.clear()
         self._templates = dict(templates)
+        self._plan = plan_recording(templates) if templates else RecordingPlan(None, ())
         self._last_time = float("-inf")
+        if templates:
+            self._say_plan_once()
+
+    def _say_plan_once(self) -> None:
+        """Anything unusual about how this camera is recorded, once per camera (not per reconnect)."""
+        plan = self._plan
+        said = plan.note or (plan.format.muxer if plan.format and plan.format.muxer != "mp4" else "")
+        if not said or said in self._said:
+            return
+        self._said.add(said)
+        if not plan.recordable:
+            log.error("camera %s cannot be recorded: %s; events are still detected", self.camera, plan.note)
+        elif plan.note:
+            log.warning("camera %s: %s", self.camera, plan.note)
+        if plan.format is not None and plan.format.muxer != "mp4":
+            log.info("camera %s: recording in %s (its codecs do not fit MP4)", self.camera, plan.format.muxer)
+
+    @property
+    def plan(self) -> RecordingPlan:
+        """How the current connection is recorded (container, streams), or why it cannot be."""
+        return self._plan
 
     def on_packet(self, mp: MediaPacket) -> None:
         self.ring.push(mp)
@@ -85,12 +116,17 @@ class CameraRecorder:
             # A new event during a clip extends it rather than cutting a second, overlapping clip.
             self._events.update((e.key, e) for e in events)
             self._pending_end = None
+            self._journal()
             return self._first
         if not self._templates:
             log.warning("camera %s: event %s before any stream is known; no clip", self.camera,
                         ", ".join(e.label for e in events))
             return None
+        if self._plan.format is None:
+            return None  # said once, in set_streams
         backlog = self.ring.packets_from(at)
+        if not self._room_for(backlog):
+            return None
         if not self._open(backlog[0].wall if backlog else time.time(), events):
             return None
         for mp in backlog:
@@ -103,6 +139,7 @@ class CameraRecorder:
         """Record the event (joined, or its new score/end) in the open clip."""
         if self._writer is not None:
             self._events[event.key] = event
+            self._journal()
 
     def cut(self, at: float, events: Sequence[Event]) -> None:
         """Close the clip at the first keyframe at or after ``at`` and continue from that keyframe
@@ -124,13 +161,17 @@ class CameraRecorder:
             self._finish()
 
     def _open(self, first_wall: float, events: Sequence[Event]) -> bool:
+        fmt = self._plan.format
+        assert fmt is not None  # start() checks the plan
         self._clip_id = new_clip_id(first_wall)
+        templates = {i: self._templates[i] for i in self._plan.streams}
         try:
-            self._writer = ClipWriter(self.spool.tmp_path(self._clip_id), self._templates)
+            self._writer = ClipWriter(self.spool.tmp_path(self._clip_id, fmt.extension), templates, fmt)
         except (av.FFmpegError, OSError, ValueError) as exc:
             log.error("camera %s: cannot open clip %s: %s", self.camera, self._clip_id, exc)
             return False
         self._events = {e.key: e for e in events}
+        self._meta, self._fragment_bytes, self._last_fragment_bytes = None, 0, 0
         self._pending_end, self._pending_cut, self._first = None, None, None
         return True
 
@@ -150,22 +191,63 @@ class CameraRecorder:
         writer = self._writer
         assert writer is not None
         was_started = writer.started
+        if was_started and mp.is_keyframe and not self._has_room():
+            self._finish()  # ends on a whole fragment, before the spool quota is crossed
+            return
         try:
-            writer.write(mp)
+            if writer.write(mp):
+                self._count_fragment(mp)
             if not was_started and writer.started:
                 # Recovery needs the camera and the clip's real times, which the file does not carry.
                 self._first = mp.time
-                meta = ClipMeta(camera=self.camera, model_versions=self.model_versions,
-                                wall_start=mp.wall, stream_start=mp.time)
-                self.spool.write_meta(self._clip_id, meta)
+                self._meta = ClipMeta(camera=self.camera, model_versions=self.model_versions,
+                                      wall_start=mp.wall, stream_start=mp.time)
+                self._journal()
         except (ClipWriteError, OSError) as exc:
             log.error("camera %s: writing clip %s failed: %s; closing it early", self.camera, self._clip_id, exc)
             self._finish()
+
+    def _count_fragment(self, mp: MediaPacket) -> None:
+        if mp.is_keyframe:
+            self._last_fragment_bytes, self._fragment_bytes = self._fragment_bytes, 0
+        self._fragment_bytes += mp.size
+
+    def _has_room(self) -> bool:
+        # The fragment just completed is not on disk yet (it is flushed once this keyframe is muxed),
+        # and the next one will be about as big as the last: ask for both.
+        if self.room is None:
+            return True
+        if self.room(_with_overhead(self._fragment_bytes + max(self._fragment_bytes, self._last_fragment_bytes))):
+            return True
+        log.warning("camera %s: spool quota reached; clip %s ends here", self.camera, self._clip_id)
+        return False
+
+    def _room_for(self, backlog: list[MediaPacket]) -> bool:
+        """Room for a new clip: its pre-roll plus one more GOP of the same average size."""
+        if self.room is None or not backlog:
+            return True
+        nbytes = sum(mp.size for mp in backlog)
+        gops = max(sum(mp.is_keyframe for mp in backlog), 1)
+        if self.room(_with_overhead(nbytes + nbytes // gops)):
+            return True
+        log.warning("camera %s: spool quota reached; no clip for this event", self.camera)
+        return False
+
+    def _journal(self) -> None:
+        """Write the open clip's events beside it, so a crash does not leave a recovered clip without them."""
+        if self._meta is None:
+            return  # no keyframe yet: nothing on disk to recover; the first keyframe journals them
+        self._meta.events = sorted(self._events.values(), key=lambda e: e.start)
+        try:
+            self.spool.write_meta(self._clip_id, self._meta)
+        except OSError as exc:
+            log.error("camera %s: journaling clip %s failed: %s", self.camera, self._clip_id, exc)
 
     def _finish(self) -> None:
         writer, clip_id = self._writer, self._clip_id
         events = sorted(self._events.values(), key=lambda e: e.start)
         self._writer, self._events, self._pending_end, self._pending_cut = None, {}, None, None
+        self._meta = None
         if writer is None:
             return
         try:
@@ -189,3 +271,8 @@ class CameraRecorder:
             self.on_clip(path, sidecar)
         except Exception:  # the clip is safely in ready/; a consumer bug must not stop recording
             log.exception("camera %s: on_clip failed for clip %s", self.camera, clip_id)
+
+
+def _with_overhead(nbytes: int) -> int:
+    """Payload bytes → spool bytes: container framing (moof/trun, Matroska blocks), sidecar, meta."""
+    return nbytes + nbytes // 16 + 4096

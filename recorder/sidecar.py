@@ -42,11 +42,12 @@ class ClipSidecar:
     file: str  # clip file name, next to the sidecar
     recovered: bool = False
     schema: int = SCHEMA
+    container: str = "mp4"  # FFmpeg muxer of ``file``: "mp4", or "matroska" for codecs MP4 cannot hold
 
     @classmethod
     def for_clip(cls, written: "WrittenClip", *, clip_id: str, camera: str, events: list[Event],
                  model_versions: dict[str, str], recovered: bool = False) -> "ClipSidecar":
-        """Describe a finished clip; the file name is ``<clip_id>.mp4`` (the spool's layout)."""
+        """Describe a finished clip; the file name is ``<clip_id>.<ext>`` (the spool's layout)."""
         return cls(
             clip_id=clip_id, camera=camera, events=list(events),
             stream_start=written.first_time, stream_end=written.first_time + written.duration_s,
@@ -54,7 +55,7 @@ class ClipSidecar:
             duration_s=written.duration_s, size_bytes=written.size_bytes, sha256=written.sha256,
             model_versions=dict(model_versions), video_codec=written.video_codec,
             audio_codec=written.audio_codec, width=written.width, height=written.height,
-            file=f"{clip_id}.mp4", recovered=recovered,
+            file=f"{clip_id}{written.path.suffix}", recovered=recovered, container=written.container,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Spool layout on disk: clips being written in ``tmp/``, finished clips + sidecars in ``ready/``.
 
 Crash safety comes from ordering, not locks:
-  1. the clip is written (fragmented MP4) and fsynced in ``tmp/``, with a ``<id>.meta.json`` beside it;
+  1. the clip is written (fragmented MP4, or Matroska for codecs MP4 cannot hold) in ``tmp/``, with a
+     ``<id>.meta.json`` beside it that journals what the file cannot tell (camera, times, the events
+     known so far), and fsynced;
   2. it is renamed into ``ready/`` (atomic) and the directory fsynced;
   3. the sidecar is written atomically last — a ready clip without sidecar is unfinished;
   4. the meta file is removed.
@@ -16,13 +18,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from recorder.formats import CLIP_EXTENSIONS, MP4
+from recorder.events import Event
 from recorder.sidecar import ClipSidecar, fsync_dir, write_text_atomic
 from recorder.writer import ClipWriteError, WrittenClip, remux_file
 
 log = logging.getLogger(__name__)
 
 _META = ".meta.json"
-_SALVAGE = ".salvage.mp4"  # a recovery remux in progress; never itself a clip
+_SALVAGE = ".salvage"  # <id>.salvage.<ext>: a recovery remux in progress; never itself a clip
 
 
 @dataclass(slots=True)
@@ -33,6 +37,13 @@ class ClipMeta:
     model_versions: dict[str, str] = field(default_factory=dict)
     wall_start: float | None = None  # epoch seconds of the first keyframe
     stream_start: float = 0.0
+    events: list[Event] = field(default_factory=list)  # journaled as they start and change
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClipMeta:
+        fields = dict(data)
+        fields["events"] = [Event.from_dict(e) for e in data.get("events", [])]
+        return cls(**fields)
 
 
 class Spool:
@@ -43,33 +54,39 @@ class Spool:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.ready_dir.mkdir(parents=True, exist_ok=True)
 
-    def tmp_path(self, clip_id: str) -> Path:
-        return self.tmp_dir / f"{clip_id}.mp4"
+    def tmp_path(self, clip_id: str, extension: str = MP4.extension) -> Path:
+        return self.tmp_dir / f"{clip_id}{extension}"
 
-    def clip_path(self, clip_id: str) -> Path:
-        return self.ready_dir / f"{clip_id}.mp4"
+    def clip_path(self, clip_id: str, extension: str = MP4.extension) -> Path:
+        return self.ready_dir / f"{clip_id}{extension}"
+
+    def _clip_files(self, folder: Path, clip_id: str) -> list[Path]:
+        """The clip file(s) of ``clip_id`` in ``folder``, whatever their container."""
+        return [p for ext in CLIP_EXTENSIONS if (p := folder / f"{clip_id}{ext}").exists()]
 
     def sidecar_path(self, clip_id: str) -> Path:
         return self.ready_dir / f"{clip_id}.json"
 
     def write_meta(self, clip_id: str, meta: ClipMeta) -> None:
+        """Journal an open clip's meta (temp file, fsync, rename): call again whenever its events change."""
         write_text_atomic(self.tmp_dir / f"{clip_id}{_META}", json.dumps(asdict(meta)))
 
     def read_meta(self, clip_id: str) -> ClipMeta | None:
         try:
             data = json.loads((self.tmp_dir / f"{clip_id}{_META}").read_text(encoding="utf-8"))
-            return ClipMeta(**data)
+            return ClipMeta.from_dict(data)
         except (OSError, ValueError, TypeError):
             return None
 
     def discard(self, clip_id: str) -> None:
         """Remove an unfinished clip from tmp (with its meta)."""
-        self.tmp_path(clip_id).unlink(missing_ok=True)
+        for path in self._clip_files(self.tmp_dir, clip_id):
+            path.unlink(missing_ok=True)
         (self.tmp_dir / f"{clip_id}{_META}").unlink(missing_ok=True)
 
     def finalize(self, written: WrittenClip, sidecar: ClipSidecar) -> Path:
         """Move a closed clip into ready/ and write its sidecar (last). Returns the ready clip path."""
-        dst = self.clip_path(sidecar.clip_id)
+        dst = self.clip_path(sidecar.clip_id, written.path.suffix)
         os.replace(written.path, dst)
         fsync_dir(self.ready_dir)
         sidecar.file = dst.name
@@ -96,7 +113,8 @@ class Spool:
     def remove(self, clip_id: str) -> None:
         # Clip first: a crash in between leaves an orphan sidecar, which recover() deletes, rather
         # than a sidecar-less clip that recover() would re-describe and upload again.
-        self.clip_path(clip_id).unlink(missing_ok=True)
+        for path in self._clip_files(self.ready_dir, clip_id):
+            path.unlink(missing_ok=True)
         self.sidecar_path(clip_id).unlink(missing_ok=True)
 
     def usage_bytes(self) -> int:
@@ -109,15 +127,15 @@ class Spool:
 
     def recover(self) -> list[Path]:
         """Start-up repair after a crash; returns the ready clips it produced."""
-        for junk in self.tmp_dir.glob(f"*{_SALVAGE}"):
+        for junk in self.tmp_dir.glob(f"*{_SALVAGE}.*"):
             junk.unlink(missing_ok=True)
         for junk in list(self.tmp_dir.glob(".*.tmp")) + list(self.ready_dir.glob(".*.tmp")):
             junk.unlink(missing_ok=True)  # torn atomic writes
         recovered: list[Path] = []
-        for clip in sorted(self.ready_dir.glob("*.mp4")):
+        for clip in self._clips_in(self.ready_dir):
             if not self.sidecar_path(clip.stem).exists():
                 recovered += self._salvage(clip, clip.stem)
-        for clip in sorted(self.tmp_dir.glob("*.mp4")):
+        for clip in self._clips_in(self.tmp_dir):
             if self.sidecar_path(clip.stem).exists():
                 self.discard(clip.stem)  # finalized already; the crash came before the tmp cleanup
             else:
@@ -125,10 +143,14 @@ class Spool:
         self._drop_orphans()
         return recovered
 
+    @staticmethod
+    def _clips_in(folder: Path) -> list[Path]:
+        return sorted(p for ext in CLIP_EXTENSIONS for p in folder.glob(f"*{ext}"))
+
     def _salvage(self, src: Path, clip_id: str) -> list[Path]:
         meta = self.read_meta(clip_id) or ClipMeta(camera="unknown")
         wall = meta.wall_start if meta.wall_start is not None else src.stat().st_mtime
-        scratch = self.tmp_dir / f"{clip_id}{_SALVAGE}"
+        scratch = self.tmp_dir / f"{clip_id}{_SALVAGE}{src.suffix}"
         try:
             written = remux_file(src, scratch, wall_start=wall, time_start=meta.stream_start)
         except (ClipWriteError, OSError, ValueError) as exc:
@@ -136,11 +158,11 @@ class Spool:
             scratch.unlink(missing_ok=True)
             return []
         if written is None:
-            log.warning("spool: %s has no readable video; deleted", src.name)
+            log.warning("spool: %s has no readable media; deleted", src.name)
             src.unlink(missing_ok=True)
             self.discard(clip_id)
             return []
-        sidecar = ClipSidecar.for_clip(written, clip_id=clip_id, camera=meta.camera, events=[],
+        sidecar = ClipSidecar.for_clip(written, clip_id=clip_id, camera=meta.camera, events=meta.events,
                                        model_versions=meta.model_versions, recovered=True)
         path = self.finalize(written, sidecar)  # replaces a sidecar-less ready clip in one rename
         if src != path:
@@ -152,10 +174,10 @@ class Spool:
     def _drop_orphans(self) -> None:
         for meta in self.tmp_dir.glob(f"*{_META}"):
             clip_id = meta.name[: -len(_META)]
-            if not self.tmp_path(clip_id).exists():
+            if not self._clip_files(self.tmp_dir, clip_id):
                 meta.unlink(missing_ok=True)
         for side in self.ready_dir.glob("*.json"):
-            if not side.name.startswith(".") and not self.clip_path(side.stem).exists():
+            if not side.name.startswith(".") and not self._clip_files(self.ready_dir, side.stem):
                 log.info("spool: removing sidecar %s of a deleted clip", side.name)
                 side.unlink(missing_ok=True)
 

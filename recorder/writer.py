@@ -1,7 +1,9 @@
-"""Clip writer: remux encoded packets into a fragmented MP4 — no decode, no encode.
+"""Clip writer: remux encoded packets into a fragmented MP4 (or Matroska) — no decode, no encode.
 
 Fragmented MP4 (``frag_keyframe+empty_moov``) means every flushed fragment is playable on its own,
-so a crash mid-clip leaves a file :meth:`recorder.spool.Spool.recover` can salvage.
+so a crash mid-clip leaves a file :meth:`recorder.spool.Spool.recover` can salvage. Each fragment is
+written to the file as soon as it is complete (``flush_packets``) and fsynced every few seconds:
+a kill loses at most the fragment being built, a power cut at most ``FSYNC_INTERVAL_S`` more.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,11 +20,13 @@ from pathlib import Path
 import av
 
 from recorder.errors import RecorderError
+from recorder.formats import MP4, ClipFormat, format_for, plan_recording
 from recorder.packets import MediaPacket
 
 log = logging.getLogger(__name__)
 
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+FRAGMENTED_MP4 = dict(MP4.options)
+FSYNC_INTERVAL_S = 2.0  # fsync at the first keyframe after this long: not per packet (SD cards are slow)
 _HASH_CHUNK = 1 << 20
 
 
@@ -44,6 +49,7 @@ class WrittenClip:
     width: int
     height: int
     packets: int
+    container: str = MP4.muxer
 
 
 @dataclass(slots=True)
@@ -55,12 +61,17 @@ class _Track:
 
 
 class ClipWriter:
-    """Writes one clip. ``templates`` maps input stream_index → input stream (codec parameters)."""
+    """Writes one clip. ``templates`` maps input stream_index → input stream (codec parameters);
+    ``fmt`` must hold every one of them (see :func:`recorder.formats.plan_recording`)."""
 
-    def __init__(self, path: Path | str, templates: Mapping[int, av.stream.Stream]) -> None:
+    def __init__(self, path: Path | str, templates: Mapping[int, av.stream.Stream], fmt: ClipFormat = MP4, *,
+                 audio_only: bool = False) -> None:
         self.path = Path(path)
-        self._container = av.open(str(self.path), "w", format="mp4", options=dict(FRAGMENTED_MP4))
+        self.format = fmt
+        self._container = av.open(str(self.path), "w", format=fmt.muxer, options=dict(fmt.options))
         self._tracks: dict[int, _Track] = {}
+        self._sync_fd: int | None = None  # a second descriptor to fsync through (PyAV owns the writing one)
+        self._last_sync = time.monotonic()
         try:
             for index, template in templates.items():
                 out = self._container.add_stream_from_template(template)
@@ -70,7 +81,7 @@ class ClipWriter:
             raise
         self._video_info = _codec_info(templates, "video")
         self._audio_info = _codec_info(templates, "audio")
-        if self._video_info is None:
+        if self._video_info is None and (self._audio_info is None or not audio_only):
             self._discard()
             raise ValueError("a clip needs a video stream")
         self._start: float | None = None  # stream seconds of the first keyframe
@@ -94,8 +105,8 @@ class ClipWriter:
         if track is None or mp.dts is None or self._closed:
             return False
         if self._start is None:
-            if not (track.is_video and mp.is_keyframe):
-                return False  # a clip must open on a video keyframe
+            if self._video_info is not None and not (track.is_video and mp.is_keyframe):
+                return False  # a clip must open on a video keyframe (an audio-only one on any packet)
             self._begin(mp)
         offset = self._offset(track, mp)
         dts = mp.dts - offset
@@ -108,9 +119,26 @@ class ClipWriter:
         self._mux(mp, track, dts, offset)
         track.last_dts = dts
         self._account(mp)
+        if mp.is_keyframe:
+            self._sync_now_and_then()
         return True
 
+    def _sync_now_and_then(self) -> None:
+        # A keyframe completes the previous fragment, which flush_packets has just handed to the OS;
+        # fsync makes it survive a power cut too.
+        now = time.monotonic()
+        if now - self._last_sync < FSYNC_INTERVAL_S:
+            return
+        self._last_sync = now
+        try:
+            if self._sync_fd is None:
+                self._sync_fd = os.open(self.path, os.O_RDONLY)
+            os.fsync(self._sync_fd)
+        except OSError as exc:
+            raise ClipWriteError(f"syncing {self.path.name}: {exc}") from exc
+
     def _begin(self, key: MediaPacket) -> None:
+        assert key.dts is not None  # write() skips packets without dts
         self._start = key.time
         self._first_wall = key.wall
         self._start_s = Fraction(key.dts) * key.time_base
@@ -150,20 +178,21 @@ class ClipWriter:
         if self._closed:
             raise ClipWriteError(f"{self.path.name} already closed")
         self._closed = True
+        self._close_sync_fd()
         try:
             self._container.close()
             size, digest = fsync_and_hash(self.path)
         except (av.FFmpegError, OSError) as exc:
             raise ClipWriteError(f"closing {self.path.name}: {exc}") from exc
         start = self._start if self._start is not None else 0.0
-        vcodec, width, height = self._video_info
+        vcodec, width, height = self._video_info or ("", 0, 0)
         return WrittenClip(
             path=self.path, size_bytes=size, sha256=digest,
             first_time=start, last_time=max(self._last_time, start),
             first_wall=self._first_wall, last_wall=max(self._last_wall, self._first_wall),
             duration_s=max(self._end - start, 0.0) if self._packets else 0.0,
             video_codec=vcodec, audio_codec=self._audio_info[0] if self._audio_info else None,
-            width=width, height=height, packets=self._packets,
+            width=width, height=height, packets=self._packets, container=self.format.muxer,
         )
 
     def abort(self) -> None:
@@ -171,7 +200,13 @@ class ClipWriter:
         self._closed = True
         self._discard()
 
+    def _close_sync_fd(self) -> None:
+        if self._sync_fd is not None:
+            os.close(self._sync_fd)
+            self._sync_fd = None
+
     def _discard(self) -> None:
+        self._close_sync_fd()
         try:
             self._container.close()
         except Exception:  # the file is being thrown away; its trailer does not matter
@@ -204,10 +239,10 @@ def fsync_and_hash(path: Path) -> tuple[int, str]:
 def remux_file(src: Path | str, dst: Path | str, *, wall_start: float, time_start: float = 0.0) -> WrittenClip | None:
     """Remux whatever PyAV can read of ``src`` into a complete clip at ``dst``.
 
-    Used to salvage a clip cut short by a crash: a fragmented MP4 is readable up to its last
-    complete fragment. Stream times restart at ``time_start`` and wall times at ``wall_start``
+    Used to salvage a clip cut short by a crash (a camera's, or a microphone's audio-only one): a
+    fragmented MP4 is readable up to its last complete fragment. Stream times restart at ``time_start`` and wall times at ``wall_start``
     (the originals are not in the file). Returns None (and leaves no ``dst``) if no video keyframe
-    could be read.
+    (for audio-only clips: no packet) could be read.
     """
     try:
         source = av.open(str(src), "r")
@@ -216,9 +251,15 @@ def remux_file(src: Path | str, dst: Path | str, *, wall_start: float, time_star
         return None
     with source:
         templates = {s.index: s for s in source.streams if s.type in ("video", "audio")}
-        if not any(s.type == "video" for s in templates.values()):
+        if any(s.type == "video" for s in templates.values()):
+            plan = plan_recording(templates)
+            if plan.format is None:
+                return None
+            writer = ClipWriter(dst, {i: templates[i] for i in plan.streams}, format_for(str(dst)))
+        elif templates:  # a microphone's audio-only clip
+            writer = ClipWriter(dst, templates, format_for(str(dst)), audio_only=True)
+        else:
             return None
-        writer = ClipWriter(dst, templates)
         try:
             _copy_packets(source, templates, writer, wall_start, time_start)
         except ClipWriteError:

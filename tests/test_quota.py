@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from edge_media.service.housekeeping import SpoolQuota, expire_local_copies
-from recorder import Spool
+from recorder import CameraRecorder, Event, Spool
 from uploader import audit
 from uploader.db import Database
 from uploader.index import IndexedObject, insert
 from uploader.outbox import Outbox, OutboxItem
+
+from media import MovingBox, VideoSpec, demux, make_video
 
 MB = 1 << 20
 
@@ -88,3 +90,69 @@ def test_local_copies_of_uploaded_clips_go_first_and_expire(parts, tmp_path):
         conn.execute("UPDATE objects SET local_path = ?", (str(kept),))
     assert expire_local_copies(db, keep_days=1, now=1000.0 + 3600) == 0
     assert expire_local_copies(db, keep_days=1, now=1000.0 + 86401) == 1 and not kept.exists()
+
+
+# -- the quota holds while clips are being written ------------------------------------------------
+
+FPS, GOP = 12, 24
+EVENTS = [(2.0, 7.0), (10.0, 15.0), (18.0, 23.0), (26.0, 31.0), (34.0, 38.0)]  # (start, end) s
+
+
+@pytest.fixture(scope="module")
+def long_source(tmp_path_factory) -> Path:
+    spec = VideoSpec(width=640, height=360, fps=FPS, gop=GOP, duration_s=40.0, noise_sigma=2.0, audio=True,
+                     boxes=[MovingBox(s, e) for s, e in EVENTS])
+    return make_video(tmp_path_factory.mktemp("quota") / "long.mp4", spec)
+
+
+def record_with_quota(source: Path, spool: Spool, outbox: Outbox, quota: SpoolQuota) -> tuple[int, int]:
+    """Record EVENTS from ``source`` under ``quota`` as the service does; returns (max spool usage seen
+    after any packet, clips queued)."""
+    who = {"owner": "o", "source": "porch", "source_hash": "h"}
+    queued = []
+
+    def on_clip(path: Path, side) -> None:
+        queued.append(side.clip_id)
+        outbox.enqueue(OutboxItem(
+            clip_id=side.clip_id, owner="o", camera_hash="h", clip_path=path,
+            sidecar_path=spool.sidecar_path(side.clip_id), clip_key=f"clips/h/{path.name}",
+            sidecar_key=f"clips/h/{side.clip_id}.json", tags={}, plan="basic", size=side.size_bytes,
+            sha256=side.sha256, wall_end=side.wall_end, retain_until=0.0))
+        quota.enforce()
+
+    rec = CameraRecorder("porch", spool, pre_roll_s=1.0, ring_seconds=4.0, ring_max_bytes=1 << 26,
+                         model_versions={}, on_clip=on_clip, room=lambda n: quota.make_room(n, **who))
+    pending, peak = list(EVENTS), 0
+    with demux(source) as (streams, packets):
+        rec.set_streams(streams)
+        for mp in packets:
+            rec.on_packet(mp)
+            if pending and mp.time >= pending[0][0]:
+                start, end = pending.pop(0)
+                if quota.admit(**who):
+                    rec.start(start - rec.pre_roll_s, [Event("motion", 0.8, start, start)])
+                    rec.stop(end)
+            peak = max(peak, spool.usage_bytes())
+        rec.close()
+    return peak, len(queued)
+
+
+@pytest.mark.parametrize("policy", ["stop-recording", "drop-oldest"])
+def test_quota_holds_while_a_clip_is_being_written(long_source: Path, parts, policy: str) -> None:
+    """Issue 9 defect 11: the clip being written was not counted until it was queued, so the spool
+    went over its quota by up to 21 %; and stop-recording refusals were logged but not audited."""
+    spool, outbox, db = parts
+    limit = int(long_source.stat().st_size * 0.3)  # each 6-7 s clip is ~17 % of the 40 s source
+    quota = SpoolQuota(spool, outbox, db, quota_bytes=limit, policy=policy)
+    peak, queued = record_with_quota(long_source, spool, outbox, quota)
+    assert peak <= limit, f"peak {peak / limit:.1%} of the quota"
+    assert spool.usage_bytes() <= limit
+    refusals = audit.entries(db, action="refuse")
+    if policy == "stop-recording":
+        # Clip 1 fits, clip 2 ends where the quota would be crossed, clips 3-5 are refused: each audited once.
+        assert queued == 2 and quota.refused == len(refusals) == 4
+        assert all(r.owner == "o" and "stop-recording" in r.detail and "camera h" in r.detail for r in refusals)
+        assert not any("porch" in (r.detail or "") for r in refusals), "the audit names cameras by hash"
+    else:
+        assert queued == len(EVENTS) and refusals == [], "old unsent clips make room for new ones"
+        assert quota.dropped >= 2 and len(audit.entries(db, action="drop")) == quota.dropped

@@ -45,7 +45,8 @@ LOCAL_FILE_MISSING = "local file missing"
 ITEM_ERROR_CODES = frozenset(
     {INVALID_KEY, INVALID_TAG, INVALID_ARGUMENT, KEY_CONFLICT, "KeyTooLongError", "MetadataTooLarge", "EntityTooLarge"}
 )
-_CONTENT_TYPES = {".mp4": "video/mp4", ".json": "application/json", ".m4a": "audio/mp4", ".wav": "audio/wav"}
+_CONTENT_TYPES = {".mp4": "video/mp4", ".mkv": "video/x-matroska", ".json": "application/json", ".m4a": "audio/mp4",
+                  ".wav": "audio/wav"}
 
 
 @dataclass(frozen=True)

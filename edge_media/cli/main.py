@@ -37,7 +37,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             raise ConfigError(str(args.file), exc.problems) from None
     print(f"{args.file}: OK — {len(config.cameras)} camera(s), storage {config.storage.backend}, "
           f"plan {config.storage.plan} ({config.plans[config.storage.plan]} days)")
-    return 0
+    return _probe_cameras(config, args.timeout) if args.probe else 0
+
+
+def _probe_cameras(config, timeout_s: float) -> int:
+    """``--probe``: open every enabled camera's sources; exit 2 if one cannot be opened or recorded."""
+    from ..sources.probe import probe_source
+
+    failed = 0
+    for cam in (c for c in config.cameras if c.enabled):
+        result = probe_source(cam.name, cam.record_url, timeout_s=timeout_s)
+        print(result.describe())
+        failed += not result.ok
+        if cam.detect_url:
+            detect = probe_source(f"{cam.name} (detect)", cam.detect_url, timeout_s=timeout_s)
+            print(detect.describe() if not detect.reachable else f"camera {cam.name} (detect): ok — "
+                  + ", ".join(s.describe() for s in detect.streams if s.kind == "video"))
+            failed += not detect.reachable
+    return 2 if failed else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -148,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("file", type=Path, help="the TOML config file to check")
+    c.add_argument("--probe", action="store_true",
+                   help="also open every camera: reachable? codecs, size, fps, audio; recordable, in which container")
+    c.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each source with --probe")
     c.set_defaults(func=cmd_check_config)
     e = sub.add_parser("example-config", help="print a commented example config (every setting, with defaults)")
     e.set_defaults(func=cmd_example_config)

@@ -2,16 +2,24 @@
 
 Over quota, space is taken back in order of least harm: local copies of clips already safe in the
 store go first, then (``drop-oldest``) the oldest clips still waiting for upload — each drop is
-audited and logged — or (``stop-recording``) new clips are refused until the spool drains.
+audited and logged — or (``stop-recording``) new clips are refused until the spool drains — each
+refusal is audited and logged too.
+
+Clips being written count: the recorder asks :meth:`SpoolQuota.make_room` before each new fragment
+of an open clip (and before opening one), with the bytes it may add; if the policy cannot make that
+room, the clip ends there (or does not start). So the quota holds while a clip grows, not only
+once it is queued.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
 from recorder import Spool
+from uploader import audit
 from uploader.db import Database
 from uploader.outbox import Outbox
 
@@ -26,9 +34,47 @@ class SpoolQuota:
         self.quota, self.policy = quota_bytes, policy
         self.recording_allowed = True
         self.dropped = 0
+        self.refused = 0  # clips refused or cut short for lack of room
+        self._lock = threading.Lock()  # reader threads of every camera call in
+
+    def admit(self, *, owner: str, source: str, source_hash: str) -> bool:
+        """May ``source`` open a new clip? Under ``stop-recording`` while over quota: no, audited once
+        per refused clip. Re-measures first: uploads free space without telling us."""
+        if not self.recording_allowed:
+            self.enforce()
+        if self.recording_allowed:
+            return True
+        self._refuse(owner, source, source_hash, "new clip refused")
+        return False
+
+    def make_room(self, nbytes: int, *, owner: str, source: str, source_hash: str) -> bool:
+        """An open (or opening) clip of ``source`` is about to add up to ``nbytes``: True when the spool
+        has, or the policy frees, that room; False (audited) when the clip must end or not start."""
+        with self._lock:
+            if self.spool.usage_bytes() + nbytes <= self.quota:
+                return True
+            self._enforce(extra=nbytes)
+            if self.spool.usage_bytes() + nbytes <= self.quota:
+                return True
+            if self.recording_allowed and self.policy == "stop-recording":
+                self._stop_recording(self.spool.usage_bytes() + nbytes)
+        self._refuse(owner, source, source_hash, "clip ended or not started: no room left")
+        return False
+
+    def _refuse(self, owner: str, source: str, source_hash: str, what: str) -> None:
+        self.refused += 1
+        detail = f"spool over quota ({self.policy}): {what}"
+        with self.db.tx() as conn:  # the audit names the camera by hash, like every other entry
+            audit.record(conn, "refuse", owner=owner, detail=f"{detail} (camera {source_hash})")
+        log.debug("%s: %s", source, detail)  # the camera pipeline / recorder log it in their words
 
     def enforce(self) -> None:
-        usage = self.spool.usage_bytes()
+        """After a clip is queued, and at start-up: bring the spool back under its quota."""
+        with self._lock:
+            self._enforce()
+
+    def _enforce(self, extra: int = 0) -> None:
+        usage = self.spool.usage_bytes() + extra
         if usage <= self.quota:
             if not self.recording_allowed and usage < self.quota * RESUME_FRACTION:
                 self.recording_allowed = True
@@ -40,9 +86,12 @@ class SpoolQuota:
         if self.policy == "drop-oldest":
             self._drop_oldest(usage)
         elif self.recording_allowed:
-            self.recording_allowed = False
-            log.error("spool over quota (%d of %d bytes) and policy is stop-recording: "
-                      "no new clips until uploads catch up", usage, self.quota)
+            self._stop_recording(usage)
+
+    def _stop_recording(self, usage: int) -> None:
+        self.recording_allowed = False
+        log.error("spool over quota (%d of %d bytes) and policy is stop-recording: "
+                  "no new clips until uploads catch up", usage, self.quota)
 
     def _evict_local_copies(self, usage: int) -> int:
         rows = self.db.query("SELECT key, local_path FROM objects WHERE local_path IS NOT NULL ORDER BY uploaded")

@@ -168,10 +168,11 @@ class Service:
 
     def _worker(self, cam: CameraConfig) -> CameraWorker:
         rec = self.config.recording
+        who = {"owner": cam.owner, "source": cam.name, "source_hash": self.ctx.camera_hash(cam.name)}
         recorder = CameraRecorder(
             cam.name, self.spool, pre_roll_s=rec.pre_roll_s, ring_seconds=rec.pre_roll_s + RING_SLACK_S,
             ring_max_bytes=rec.ring_max_bytes, model_versions=self._model_versions(),
-            on_clip=self.publisher.submit)
+            on_clip=self.publisher.submit, room=lambda n: self.quota.make_room(n, **who))
         ev = self.config.events
         tracker = EventTracker(cam.name, "motion", TrackerSettings(
             min_frames=ev.min_motion_frames, post_roll_s=rec.post_roll_s, max_clip_s=rec.max_clip_s,
@@ -181,7 +182,7 @@ class Service:
             audio = AudioChain(new_windower(self.audio_model, self.config.audio),
                                new_logic(cam.name, self.audio_model, self.config.audio))
         pipe = CameraPipeline(cam.name, tracker, motion_settings(cam), recorder,
-                              can_record=lambda: self.quota.recording_allowed, audio=audio)
+                              can_record=lambda: self.quota.admit(**who), audio=audio)
         return CameraWorker(cam, pipe, self.queues, self.stop_event)
 
     def _mic(self, mic: MicrophoneConfig, source: BlockSource | None = None) -> MicWorker:

@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def clip_keys(sidecar: ClipSidecar, cam_hash: str) -> tuple[str, str]:
-    """Deterministic keys: clips/<camera-hash>/<YYYY>/<MM>/<DD>/<clip-id>.{mp4,json}."""
+    """Deterministic keys: clips/<camera-hash>/<YYYY>/<MM>/<DD>/<clip-id>.{mp4|mkv,json}; the clip's
+    extension is its container's (Matroska for codecs MP4 cannot hold)."""
     day = parse_utc(sidecar.wall_start).strftime("%Y/%m/%d")
     base = f"clips/{cam_hash}/{day}/{sidecar.clip_id}"
-    return f"{base}.mp4", f"{base}.json"
+    return f"{base}{Path(sidecar.file).suffix or '.mp4'}", f"{base}.json"
 
 
 def clip_tags(sidecar: ClipSidecar, *, plan: str, days: int, cam_hash: str) -> dict[str, str]:
