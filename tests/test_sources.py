@@ -324,3 +324,29 @@ def test_detect_size_refuses_less_than_one_motion_cell():
     for w, h in [(1, 1), (15, 480), (1280, 56)]:
         with pytest.raises(ValueError, match="too small to detect motion"):
             detect_size(w, h, 320)
+
+
+def test_an_unexpected_error_while_reading_is_logged_once_and_the_source_reopened(ts_file, caplog):
+    """Regression (issue 9, defect 10): an exception that was not an FFmpeg error (cv2, a bug) ended the
+    reader for good, live cameras included. Now the session ends with a Disconnected, the traceback is
+    logged once, and the source reopens after its backoff."""
+    calls = 0
+
+    def gate() -> bool:  # the consumer's decode gate fails on the 10th packet of every session
+        nonlocal calls
+        calls += 1
+        if calls % 45 == 10:
+            raise RuntimeError("injected bug")
+        return True
+
+    caplog.set_level(logging.INFO, logger="edge_media.sources.video")
+    stop = CountingStop(limit=3)
+    src = VideoSource(SourceSpec(str(ts_file), loop=True), name="buggy", stop_event=stop, decode_gate=gate,
+                      backoff=Backoff(initial_s=0.5, cap_s=4.0))
+    events = list(islice(src, 2000))
+    ends = [e for e in events if isinstance(e, Disconnected)]
+    assert src.stats.sessions == 3 and len(ends) == 3 and all(w >= 0.5 for w in stop.waits)
+    assert all(e.reason == "reader error: RuntimeError('injected bug')" for e in ends)
+    crashes = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert [r.exc_info is not None for r in crashes] == [True, False, False], "the traceback once, then one line"
+    assert crashes[0].getMessage() == f"buggy: reading {ts_file} failed; reopening with backoff"

@@ -366,8 +366,8 @@ def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(
     worker = UploadWorker(store, outbox, rng=random.Random(3), **FAST)
     worker.start()
     try:
-        attempts = lambda: sum(outbox.get(i.clip_id).attempts for i in items)  # noqa: E731
-        assert wait_for(lambda: attempts() >= 5, timeout=15.0), "the worker kept probing the store"
+        assert wait_for(lambda: sum(outbox.get(i.clip_id).attempts for i in items) >= 5, timeout=15.0), \
+            "the worker kept probing the store"
         assert worker.store_down and outbox.counts()["done"] == 0
         restartable_s3.start()
         assert wait_for(lambda: outbox.counts()["done"] == 3, timeout=15.0), outbox.counts()
@@ -376,8 +376,8 @@ def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [r for r in loud if r.name.startswith("urllib3")], "no urllib3 retry warnings"
     assert [r.getMessage() for r in loud] == [
-        f"store unreachable (ConnectionError: S3 endpoint {restartable_s3.info.endpoint} unreachable: "
-        "NewConnectionError); holding 3 clips, retrying with backoff"]
+        (f"store unreachable (ConnectionError: S3 endpoint {restartable_s3.info.endpoint} unreachable: "
+         "NewConnectionError); holding 3 clips, retrying with backoff")]
     back = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
     assert len(back) == 1 and re.fullmatch(
         r"store reachable again after \d+ s \(\d+ failed attempts\); uploading [0-2] held clips", back[0]), back

@@ -187,8 +187,9 @@ class Service:
         tail = "".join(f"; {state}: {', '.join(st.name for st in sts)}"
                        for state, sts in by_state.items() if state != "running" and sts)
         if not by_state["running"] and not by_state["retrying"] and not by_state["connecting"] and not self.mics:
-            failed = ", ".join(st.name for st in by_state["failed"]) or "none enabled"
-            raise NothingToRun(f"no camera or microphone could be opened (cameras failed: {failed})")
+            failed = ", ".join(st.name for st in by_state["failed"])
+            raise NothingToRun(f"no camera or microphone could be opened (cameras failed: {failed})" if failed
+                               else "no camera or microphone is enabled in the config")
         level = logging.WARNING if tail else logging.INFO
         log.log(level, "edge-media running: %d of %d cameras%s, store %s%s", len(by_state["running"]),
                 len(status), mics, type(self.store).__name__, tail)

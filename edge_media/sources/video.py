@@ -155,7 +155,8 @@ class VideoSource:
                 outage_since = None
             session = Session(time_offset=self._next_offset, wall0=time.time())
             reason, error = yield from self._session(container, session)
-            if error is not None and not self.spec.is_live:
+            replays = self.spec.is_live or (self.spec.loop and isinstance(error, _ReaderCrash))
+            if error is not None and not replays:  # a file's content will not change: fail for good
                 why = f"{self.spec.url} {error}"
                 self.state.set("failed", why)
                 raise SourceError(f"{self.name}: {why}")
@@ -183,7 +184,7 @@ class VideoSource:
             except SourceError as exc:
                 reason, error = str(exc), exc
             except Exception as exc:  # a bug in decoding or scaling: log it, the caller reopens
-                reason, error = f"reader error: {exc!r}", SourceError(f"could not be read: {exc!r}")
+                reason, error = f"reader error: {exc!r}", _ReaderCrash(f"could not be read: {exc!r}")
                 if self._tell("crash", "%s: reading %s failed; reopening with backoff", self.name,
                               self.spec.url, exc_info=True) is False:
                     log.error("%s: reading %s failed again: %r", self.name, self.spec.url, exc)
@@ -251,9 +252,9 @@ class VideoSource:
             decoding = sizer is not None and is_video and self.decode_gate()
             frames = self._decode(video, packet) if decoding else []
             self.stats.packets += 1
+            if sizer is None or not decoding and is_video:
+                self._used(session)  # record-only, or frames not wanted now (restricted): nothing to judge
             if self.spec.record:
-                if sizer is None or not self.decode_gate():
-                    self._used(session)  # a record-only or restricted reader uses packets as they are
                 yield MediaPacket.wrap(packet, is_video=is_video, time=t, wall=session.wall_of(t))
             if frames and sizer is not None:
                 yield from self._detect_frames(frames, t, session, sampler, sizer)
@@ -303,6 +304,10 @@ class VideoSource:
             return []
         self.stats.frames_decoded += len(frames)
         return frames
+
+
+class _ReaderCrash(SourceError):
+    """An unexpected error while reading (a bug, not the file's content): a replaying source reopens."""
 
 
 def _why(url: str, exc: BaseException) -> str:
