@@ -21,6 +21,8 @@ from test_sources import raw_h264, tiny_video
 
 from edge_media.config import parse_config
 from edge_media.service.hub import NothingToRun, Service
+from uploader import LocalStore, ObjectInfo, StoreError
+from uploader.s3_store import CONNECTION_ERROR
 
 from media import MovingBox, VideoSpec, make_video
 
@@ -189,3 +191,31 @@ def test_nothing_to_run_is_raised_by_the_service(tmp_path, bad_files):
     with pytest.raises(NothingToRun, match=r"^no camera or microphone could be opened \(cameras failed: porch\)$"):
         svc.run()
     svc.close()
+
+
+class BlipStore(LocalStore):
+    """A local store whose first PUT fails like a dropped connection (a network blip), then works."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.blips = 1
+
+    def put_object(self, key: str, path: Path, **options: object) -> ObjectInfo:
+        if self.blips:
+            self.blips -= 1
+            raise StoreError(CONNECTION_ERROR, "connection reset by peer", key=key)
+        return super().put_object(key, path, **options)  # type: ignore[arg-type]
+
+
+def test_run_on_files_waits_out_a_one_attempt_blip_before_exiting(tmp_path, walk):
+    """Regression (issue 9, defect 4): the exit drain gave up as soon as the upload worker backed off
+    once, so a single failed PUT at the end of a file run left the clip queued until the next start."""
+    config = parse_config(config_text(tmp_path / "data", {"door": str(walk)}), source="test.toml")
+    store = BlipStore(tmp_path / "data" / "store")
+    svc = Service(config, store=store)
+    svc.run()
+    counts = svc.outbox.counts()
+    svc.close()
+    assert store.blips == 0, "the first PUT did fail"
+    assert counts["done"] == 1 and counts["pending"] == 0, counts
+    assert len(stored_clips(tmp_path / "data")) == 1
