@@ -8,6 +8,7 @@ import socket
 import threading
 from collections import Counter
 from functools import partial
+from itertools import islice, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,140 @@ def test_shrink_matches_area_average(size):
     assert fast.shape == ref.shape
     assert np.abs(fast - ref).max() <= (1 if exact else 40)
     assert np.abs(fast - ref).mean() < (0.5 if exact else 2.0)
+
+
+class CountingStop(threading.Event):
+    """A stop event whose waits return at once and are recorded; it sets itself after ``limit`` waits.
+    Lets a test count a source's backoff waits without sleeping through them."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.waits = limit, []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+def raw_h264(src: Path, dest: Path) -> Path:
+    """The video of ``src`` as a raw Annex-B .h264 stream: no container, no timestamps."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dest), "w", format="h264") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for pkt in inp.demux(inp.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = stream
+                out.mux(pkt)
+    return dest
+
+
+def tiny_video(path: Path, width: int, height: int, frames: int = 10) -> Path:
+    """A real H.264 file of ``width`` x ``height`` (yuv444p allows odd sizes such as 1x1)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=15)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv444p"
+        for i in range(frames):
+            rgb = np.full((height, width, 3), i * 20 % 256, np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
+            frame.pts, frame.time_base = i, Fraction(1, 15)
+            for pkt in vs.encode(frame):
+                out.mux(pkt)
+        for pkt in vs.encode(None):
+            out.mux(pkt)
+    return path
+
+
+def test_looping_raw_h264_is_timed_from_its_frame_rate_and_reopened_only_after_backoff(ts_file, tmp_path, caplog):
+    """Regression (issue 9, defect 9): a raw .h264 stream has no packet timestamps; every packet was
+    dropped silently, so as a looping camera it reopened at once, forever, taking a whole core."""
+    raw = raw_h264(ts_file, tmp_path / "cam.h264")
+    caplog.set_level(logging.INFO, logger="edge_media.sources.video")
+    stop = CountingStop(limit=4)
+    src = VideoSource(SourceSpec(str(raw), loop=True, detect_fps=15), name="raw", stop_event=stop,
+                      backoff=Backoff(initial_s=0.5, cap_s=4.0))
+    events = list(islice(src, 2000))
+    assert len(events) < 2000 and src.stats.sessions == 4, "every reopen waited its backoff"
+    assert all(w >= 0.5 for w in stop.waits), "no wait below the backoff floor"
+    packets = [e for e in events if isinstance(e, MediaPacket)]
+    frames = [e for e in events if isinstance(e, DetectFrame)]
+    assert len(packets) == 4 * 45 and src.stats.untimed_dropped == 0, "no packet is dropped"
+    assert all(p.pts is not None and p.pts == p.dts for p in packets), "packets are stamped for the muxer"
+    times = [p.time for p in packets]
+    assert all(b > a for a, b in pairwise(times)), "time is monotonic within and across loops"
+    assert times[44] == pytest.approx(44 / 15, abs=1e-6), "timed at the stream's 15 fps"
+    assert len(frames) == 4 * 45
+    told = [r.getMessage() for r in caplog.records if "without timestamps" in r.getMessage()]
+    assert told == [f"raw: {raw} has packets without timestamps; timing them at 15 fps"], "said once, not per loop"
+
+
+def test_a_one_frame_looping_file_says_so_once_and_backs_off_more_each_time(tmp_path, caplog):
+    """Regression (issue 9, defect 9): a looping single-frame file was reopened in a busy loop with no log
+    line. Now it waits a backoff delay before every reopen, growing (nothing usable came of it), and
+    says once that the file gives no usable video."""
+    one = make_video(tmp_path / "one.mp4", VideoSpec(duration_s=1 / 15))
+    caplog.set_level(logging.INFO, logger="edge_media.sources.video")
+    stop = CountingStop(limit=6)
+    backoff = Backoff(initial_s=1.0, cap_s=30.0)
+    src = VideoSource(SourceSpec(str(one), loop=True), name="still", stop_event=stop, backoff=backoff)
+    events = list(islice(src, 500))
+    assert len(events) < 500 and src.stats.sessions == 6
+    assert backoff.attempts == 6, "never reset: no session was usable, so the delay keeps growing"
+    assert all(w >= 1.0 for w in stop.waits) and max(stop.waits) > 4.0
+    told = [r.getMessage() for r in caplog.records if "no usable video" in r.getMessage()]
+    assert len(told) == 1 and "reopening it with growing backoff" in told[0]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (640, 8)])
+def test_frames_too_small_for_detection_are_refused_clearly(tmp_path, size):
+    """Regression (issue 9, defect 10): a 1x1 video made the detect size 0 wide and cv2.resize asserted,
+    killing the camera's reader with a traceback."""
+    w, h = size
+    path = tiny_video(tmp_path / f"tiny{w}x{h}.mp4", w, h)
+    with pytest.raises(SourceError) as err:
+        list(VideoSource(SourceSpec(str(path)), name="camera tiny"))
+    assert str(err.value) == (f"camera tiny: {path} has {w}x{h} frames, too small to detect motion in "
+                              "(detect frames need at least 16x16 pixels)")
+    assert "\n" not in str(err.value)
+    recorded = [e for e in VideoSource(SourceSpec(str(path), detect_width=None)) if isinstance(e, MediaPacket)]
+    assert len(recorded) == 10, "a record-only reader (no detection) still takes it"
+
+
+def test_detect_size_refuses_less_than_one_motion_cell():
+    assert detect_size(32, 32, 320) == (32, 32)
+    assert detect_size(1280, 64, 320) == (320, 16)
+    for w, h in [(1, 1), (15, 480), (1280, 56)]:
+        with pytest.raises(ValueError, match="too small to detect motion"):
+            detect_size(w, h, 320)
+
+
+def test_an_unexpected_error_while_reading_is_logged_once_and_the_source_reopened(ts_file, caplog):
+    """Regression (issue 9, defect 10): an exception that was not an FFmpeg error (cv2, a bug) ended the
+    reader for good, live cameras included. Now the session ends with a Disconnected, the traceback is
+    logged once, and the source reopens after its backoff."""
+    calls = 0
+
+    def gate() -> bool:  # the consumer's decode gate fails on the 10th packet of every session
+        nonlocal calls
+        calls += 1
+        if calls % 45 == 10:
+            raise RuntimeError("injected bug")
+        return True
+
+    caplog.set_level(logging.INFO, logger="edge_media.sources.video")
+    stop = CountingStop(limit=3)
+    src = VideoSource(SourceSpec(str(ts_file), loop=True), name="buggy", stop_event=stop, decode_gate=gate,
+                      backoff=Backoff(initial_s=0.5, cap_s=4.0))
+    events = list(islice(src, 2000))
+    ends = [e for e in events if isinstance(e, Disconnected)]
+    assert src.stats.sessions == 3 and len(ends) == 3 and all(w >= 0.5 for w in stop.waits)
+    assert all(e.reason == "reader error: RuntimeError('injected bug')" for e in ends)
+    crashes = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert [r.exc_info is not None for r in crashes] == [True, False, False], "the traceback once, then one line"
+    assert crashes[0].getMessage() == f"buggy: reading {ts_file} failed; reopening with backoff"

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -348,3 +349,36 @@ def test_wrong_credentials_are_reported_without_secrets(
             assert MOTO_SECRET_KEY not in text and MOTO_ACCESS_KEY not in text
     finally:
         server.close()
+
+
+def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(
+    restartable_s3: MotoServer, outbox: Outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression (issue 9, defect 6): during an S3 outage urllib3 logged two "Retrying ..." warnings per
+    attempt (its own connection retries inside every probe), although the README promises one line per
+    outage. Now: one line when it starts, one when it ends, with the count of clips held."""
+    caplog.set_level(logging.INFO)  # every logger, urllib3's included
+    store = restartable_s3.info.store(bucket="edge-media-quiet-outage")
+    restartable_s3.stop()
+    items = [make_item(tmp_path / "spool", f"q{n}") for n in range(3)]
+    for item in items:
+        outbox.enqueue(item)
+    worker = UploadWorker(store, outbox, rng=random.Random(3), **FAST)
+    worker.start()
+    try:
+        assert wait_for(lambda: sum(outbox.get(i.clip_id).attempts for i in items) >= 5, timeout=15.0), \
+            "the worker kept probing the store"
+        assert worker.store_down and outbox.counts()["done"] == 0
+        restartable_s3.start()
+        assert wait_for(lambda: outbox.counts()["done"] == 3, timeout=15.0), outbox.counts()
+    finally:
+        assert worker.stop(drain_timeout_s=10.0)
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in loud if r.name.startswith("urllib3")], "no urllib3 retry warnings"
+    assert [r.getMessage() for r in loud] == [
+        (f"store unreachable (ConnectionError: S3 endpoint {restartable_s3.info.endpoint} unreachable: "
+         "NewConnectionError); holding 3 clips, retrying with backoff")]
+    back = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
+    assert len(back) == 1 and re.fullmatch(
+        r"store reachable again after \d+ s \(\d+ failed attempts\); uploading [0-2] held clips", back[0]), back
+    assert not worker.store_down

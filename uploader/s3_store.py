@@ -349,14 +349,18 @@ class S3Store(ObjectStore):
 
 def _http_client(connect_timeout: float, read_timeout: float) -> urllib3.PoolManager:
     # minio's default waits 5 minutes and retries 5 times; the outbox has its own backoff, so fail fast here
-    # and let it decide. A final 5xx is returned (not raised) so minio can parse S3's code (e.g. SlowDown).
+    # and let it decide. No retries on connection or read errors: an immediate retry of a refused or hung
+    # connection does not help, and urllib3 logs a "Retrying ..." warning for each one -- two per attempt
+    # during an outage, which the worker reports in one line instead. Stale pooled connections are checked
+    # before reuse by urllib3 itself. 5xx answers are retried briefly (logged at debug only); the final one
+    # is returned (not raised) so minio can parse S3's code (e.g. SlowDown).
     return urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
         maxsize=10,
         cert_reqs="CERT_REQUIRED",
         ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
         retries=urllib3.Retry(
-            total=3, connect=2, read=1, status=2, backoff_factor=0.2,
+            total=2, connect=0, read=0, other=0, status=2, backoff_factor=0.2,
             status_forcelist=(500, 502, 503, 504), raise_on_status=False,
         ),
     )

@@ -86,6 +86,8 @@ class UploadWorker:
         self._thread: threading.Thread | None = None
         self._hold_until = 0.0  # clock time before which the loop does not touch the store
         self._failures = 0  # consecutive retryable failures: the current outage's length
+        self._outage_since: float | None = None  # clock time of the outage's first failure
+        self._blocked = False  # paused on a permanent store error (credentials, bucket)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -119,6 +121,12 @@ class UploadWorker:
     def paused(self) -> bool:
         """True while the worker holds off the store after an error (outage backoff or permanent-error pause)."""
         return self.clock() < self._hold_until
+
+    @property
+    def store_down(self) -> bool:
+        """The store failed twice in a row (an outage, not a blip) or refused us for good: waiting for
+        the queue to empty (at shutdown) would not help."""
+        return self._failures >= 2 or (self._blocked and self.paused)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -234,14 +242,17 @@ class UploadWorker:
                 log.error("clip %s rejected by the store: %s; parked as failed", item.clip_id, err)
                 return
             self._hold_until = self.clock() + self.backoff_cap_s
+            self._blocked = True
             log.error("upload failed permanently: %s; clip %s parked as failed, uploads paused for %.0f s "
                       "(fix the storage settings; failed clips are retried at the next start)",
                       err, item.clip_id, self.backoff_cap_s)  # fmt: skip
             return
         self.outbox.mark_retry(item, str(err), self._item_delay(item.attempts))
         self._failures += 1
-        if self._failures == 1:
-            log.warning("store unreachable or failing (%s); clips stay queued, retrying with backoff", err)
+        if self._outage_since is None:  # one line per outage, however many attempts it takes
+            self._outage_since = self.clock()
+            log.warning("store unreachable (%s: %s); holding %d clips, retrying with backoff", err.code, err.message,
+                        self._held())  # the store's state, not one item's: no key
         else:
             log.debug("upload of clip %s failed again: %s", item.clip_id, err)
         # Equal jitter with a floor: the worker must hold off for a real interval, never ~0 s.
@@ -249,10 +260,16 @@ class UploadWorker:
         self._hold_until = self.clock() + self.rng.uniform(ceiling / 2, ceiling)
 
     def _store_ok(self) -> None:
-        if self._failures:
-            log.info("store reachable again after %d failed attempts", self._failures)
-        self._failures = 0
+        if self._outage_since is not None:
+            log.info("store reachable again after %.0f s (%d failed attempts); uploading %d held clips",
+                     self.clock() - self._outage_since, self._failures, self._held())
+        self._failures, self._outage_since, self._blocked = 0, None, False
         self.last_error = None
+
+    def _held(self) -> int:
+        """Clips waiting for the store (this one included)."""
+        counts = self.outbox.counts()
+        return counts["pending"] + counts["inflight"]
 
     def _item_delay(self, attempts: int) -> float:
         """Full jitter: uniform in [0, min(cap, initial * 2^(attempts-1))]."""

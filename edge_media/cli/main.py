@@ -60,7 +60,7 @@ def _probe_cameras(config, timeout_s: float) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _setup_logging(config.service.log_level)
-    from ..service.hub import Service
+    from ..service.hub import NothingToRun, Service
 
     service = Service(config)
 
@@ -70,7 +70,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    service.run()
+    try:
+        service.run()
+    except NothingToRun as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        service.close()
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from recorder import AudioClipRecorder, CameraRecorder
 from uploader import ObjectStore, StoreError
@@ -20,7 +20,7 @@ from ..config import CameraConfig, Config, MicrophoneConfig
 from ..detect import MotionDetector, MotionSettings
 from ..events import ClipSettings, EventTracker, TrackerSettings
 from ..privacy import OwnerRights
-from ..sources import DetectFrame, Disconnected, SourceError, SourceSpec, VideoSource
+from ..sources import DetectFrame
 from .batcher import Batcher
 from .camera import (
     AudioChain,
@@ -34,6 +34,7 @@ from .housekeeping import SpoolQuota, expire_local_copies
 from .microphone import BlockSource, MicWorker
 from .plans import sync_plans
 from .publish import ClipPublisher
+from .reader import CameraStatus, CameraWorker
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ log = logging.getLogger(__name__)
 # clip must still find the keyframe before ``onset - pre_roll`` when the event is confirmed.
 RING_SLACK_S = 6.0
 CONTROL_INTERVAL_S = 2.0
+STARTUP_SETTLE_S = 5.0  # how long start() waits for every camera to open, fail or start retrying
+FILES_DRAIN_S = 60.0  # every file camera ended: uploads get this long to finish before exit
+STOP_DRAIN_S = 30.0  # stopped by a signal: leftovers stay queued on disk for the next start
+
+
+class NothingToRun(Exception):
+    """No camera and no microphone could be opened: running would record nothing."""
 
 
 def motion_settings(cam: CameraConfig) -> MotionSettings:
@@ -75,64 +83,6 @@ class ModelQueues:
         self.motion.stop()
         if self.audio is not None:
             self.audio.stop()
-
-
-@dataclass
-class CameraWorker:
-    """Reads one camera (and its optional detect substream) into its pipeline."""
-
-    cam: CameraConfig
-    pipeline: CameraPipeline
-    queues: ModelQueues
-    stop_event: threading.Event
-    threads: list[threading.Thread] = field(default_factory=list)
-    sources: list[VideoSource] = field(default_factory=list)
-
-    def start(self) -> None:
-        single = not self.cam.detect_url
-        common = dict(realtime=self.cam.realtime, loop=self.cam.loop)
-        record = SourceSpec(self.cam.record_url, detect_width=self.cam.detect_width if single else None,
-                            detect_fps=self.cam.detect_fps, **common)
-        specs = [record]
-        if not single:
-            specs.append(SourceSpec(self.cam.detect_url, record=False, detect_width=self.cam.detect_width,
-                                    detect_fps=self.cam.detect_fps, **common))
-        for spec in specs:
-            source = VideoSource(spec, name=self.cam.name, stop_event=self.stop_event,
-                                 decode_gate=lambda: not self.pipeline.restricted)
-            thread = threading.Thread(target=self._read, args=(source,), name=f"cam-{self.cam.name}", daemon=True)
-            self.sources.append(source)
-            self.threads.append(thread)
-            thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        for t in self.threads:
-            t.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return any(t.is_alive() for t in self.threads)
-
-    def _read(self, source: VideoSource) -> None:
-        live = source.spec.is_live
-        try:
-            for ev in source:
-                if not source.spec.record and not isinstance(ev, DetectFrame):
-                    continue  # only the detect substream's frames matter to the pipeline
-                if isinstance(ev, Disconnected) and not live:
-                    self.queues.drain()  # a file's last detections must land before its end
-                out = self.pipeline.handle(ev)
-                if out is not None:
-                    self.queues.submit(self.pipeline, out, live=live)
-        except SourceError as exc:
-            log.error("%s", exc)
-        except Exception:
-            log.exception("%s: reader crashed", self.cam.name)
-        finally:
-            if not live:
-                self.queues.drain()
-            if source.spec.record:
-                self.pipeline.finish()
 
 
 class Service:
@@ -225,7 +175,26 @@ class Service:
         for m in self.mics:
             m.start()
         self._control.start()
-        log.info("edge-media running: %d cameras, store %s", len(self.workers), type(self.store).__name__)
+        self._report_startup()
+
+    def _report_startup(self) -> None:
+        """One line for the whole hub (each failed camera has logged its own reason); raises
+        :class:`NothingToRun` when no camera opened, none is retrying and there is no microphone."""
+        deadline = time.monotonic() + STARTUP_SETTLE_S
+        status = [w.status(deadline) for w in self.workers]
+        by_state: dict[str, list[CameraStatus]] = {"running": [], "retrying": [], "connecting": [], "failed": []}
+        for st in status:
+            by_state[st.state].append(st)
+        mics = f", {len(self.mics)} microphone{'s' if len(self.mics) != 1 else ''}" if self.mics else ""
+        tail = "".join(f"; {state}: {', '.join(st.name for st in sts)}"
+                       for state, sts in by_state.items() if state != "running" and sts)
+        if not by_state["running"] and not by_state["retrying"] and not by_state["connecting"] and not self.mics:
+            failed = ", ".join(st.name for st in by_state["failed"])
+            raise NothingToRun(f"no camera or microphone could be opened (cameras failed: {failed})" if failed
+                               else "no camera or microphone is enabled in the config")
+        level = logging.WARNING if tail else logging.INFO
+        log.log(level, "edge-media running: %d of %d cameras%s, store %s%s", len(by_state["running"]),
+                len(status), mics, type(self.store).__name__, tail)
 
     def wait(self, poll_s: float = 0.5) -> None:
         """Block until stopped, or until every (non-looping file) camera has ended."""
@@ -234,14 +203,18 @@ class Service:
                 return
 
     def run(self) -> None:
-        """Start, run until stopped (or every file camera ended), and shut down cleanly."""
-        self.start()
+        """Start, run until stopped (or every file camera ended), and shut down cleanly. When the
+        files ended by themselves, uploads get longer to finish: `run` on files uploads what it
+        recorded (unless the store is down: then the clips stay queued on disk)."""
+        drain_s = STOP_DRAIN_S
         try:
+            self.start()
             self.wait()
+            drain_s = STOP_DRAIN_S if self.stop_event.is_set() else FILES_DRAIN_S
         finally:
-            self.stop()
+            self.stop(upload_drain_s=drain_s)
 
-    def stop(self, upload_drain_s: float = 30.0) -> None:
+    def stop(self, upload_drain_s: float = STOP_DRAIN_S) -> None:
         """Cameras finish their clips, detection drains, then uploads get ``upload_drain_s`` to
         catch up; whatever is left stays queued on disk for the next start."""
         self.stop_event.set()
@@ -251,7 +224,8 @@ class Service:
         self._drain_uploads(upload_drain_s)
         self.uploader.stop()
         self.sweeper.stop()
-        self._control.join(5)
+        if self._control.ident is not None:
+            self._control.join(5)
         log.info("edge-media stopped")
 
     def close(self) -> None:
@@ -259,14 +233,21 @@ class Service:
         self.ctx.close()
 
     def _drain_uploads(self, timeout_s: float) -> None:
+        """Let the worker upload what is queued, for up to ``timeout_s``. A single failed attempt (a
+        blip) is waited out; an outage or a refusing store is not: those clips stay queued on disk."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not self.uploader.paused:
+        while time.monotonic() < deadline and not self.uploader.store_down:
             counts = self.outbox.counts()
             due = self.outbox.next_due()
-            if counts["pending"] + counts["inflight"] == 0 or (due is not None and due > time.time() + 1):
-                return  # nothing left, or only items in backoff (the store is down)
+            if counts["pending"] + counts["inflight"] == 0:
+                return
+            if due is not None and due > time.time() + (deadline - time.monotonic()):
+                break  # only items whose retry falls after the deadline
             self.uploader.wake()
             time.sleep(0.05)
+        left = self.outbox.counts()
+        if left["pending"] + left["inflight"]:
+            log.info("%d clips stay queued for upload at the next start", left["pending"] + left["inflight"])
 
     def _sync_plans(self) -> None:
         try:

@@ -1,7 +1,7 @@
 """Video (and later audio) sources."""
 
 from .backoff import Backoff
-from .frames import detect_size, gray_small
+from .frames import MIN_DETECT_SIDE, detect_size, gray_small
 from .video import (
     Connected,
     DetectFrame,
@@ -9,12 +9,13 @@ from .video import (
     SourceError,
     SourceEvent,
     SourceSpec,
+    SourceState,
     SourceStats,
     VideoSource,
     open_container,
 )
 
 __all__ = [
-    "Backoff", "Connected", "DetectFrame", "Disconnected", "SourceError", "SourceEvent",
-    "SourceSpec", "SourceStats", "VideoSource", "detect_size", "gray_small", "open_container",
+    "MIN_DETECT_SIDE", "Backoff", "Connected", "DetectFrame", "Disconnected", "SourceError", "SourceEvent",
+    "SourceSpec", "SourceState", "SourceStats", "VideoSource", "detect_size", "gray_small", "open_container",
 ]

@@ -17,17 +17,30 @@ import numpy as np
 _LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 
 
+# The motion model compares 16x16 cells: a detect frame needs at least one whole cell each way.
+MIN_DETECT_SIDE = 16
+
+
+class FrameSizeError(ValueError):
+    """Frames too small to detect motion in (a 1x1 test pattern, a broken camera mode)."""
+
+
 def detect_size(width: int, height: int, detect_width: int) -> tuple[int, int]:
-    """(w, h) of the detect frame: ``detect_width`` wide (never upscaled), even, aspect kept."""
+    """(w, h) of the detect frame: ``detect_width`` wide (never upscaled), even, aspect kept.
+
+    Raises :class:`FrameSizeError` when that frame would be smaller than one motion cell."""
     w = min(detect_width, width) & ~1
-    h = max(2, int(round(height * w / width / 2)) * 2)
+    h = round(height * w / width / 2) * 2 if w > 0 else 0
+    if w < MIN_DETECT_SIDE or h < MIN_DETECT_SIDE:
+        raise FrameSizeError(f"has {width}x{height} frames, too small to detect motion in "
+                             f"(detect frames need at least {MIN_DETECT_SIDE}x{MIN_DETECT_SIDE} pixels)")
     return w, h
 
 
 def luma_view(frame: av.VideoFrame) -> np.ndarray:
     """The Y plane as an HxW uint8 view of the frame's own buffer (no copy)."""
     plane = frame.planes[0]
-    buf = np.frombuffer(plane, np.uint8)
+    buf = np.frombuffer(plane, np.uint8)  # type: ignore[call-overload]  # a VideoPlane is a buffer
     return buf.reshape(-1, plane.line_size)[: frame.height, : frame.width]
 
 

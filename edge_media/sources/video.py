@@ -9,9 +9,10 @@ once and feeds both. Times are monotonic stream seconds across reconnects.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -22,7 +23,8 @@ from recorder.packets import MediaPacket
 
 from ..errors import EdgeMediaError
 from .backoff import Backoff
-from .frames import detect_size, gray_small
+from .frames import FrameSizeError, detect_size, gray_small
+from .timing import MissingTimestamps, Session
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,23 @@ class SourceStats:
     frames_detect: int = 0
     decode_errors: int = 0
     failures: int = 0
+    untimed_dropped: int = 0  # packets without timestamps that could not be given one
+
+
+@dataclass
+class SourceState:
+    """Where a source stands, for the start-up report. ``settled`` is set at the first answer:
+    connected, retrying (a live camera that is down), failed (a file that cannot be read) or ended."""
+
+    name: str = "starting"
+    problem: str | None = None
+    opened: bool = False  # connected at least once
+    settled: threading.Event = field(default_factory=threading.Event)
+
+    def set(self, name: str, problem: str | None = None) -> None:
+        self.name, self.problem = name, problem
+        self.opened = self.opened or name == "connected"
+        self.settled.set()
 
 
 def open_container(url: str, timeout_s: float) -> av.container.InputContainer:
@@ -96,48 +115,17 @@ def open_container(url: str, timeout_s: float) -> av.container.InputContainer:
     return av.open(url, format=fmt, options=options, timeout=(timeout_s, timeout_s))
 
 
-# A timestamp that jumps further than this (camera reboot, 33-bit wrap, corrupt PES header) is a
-# discontinuity: time carries on from where it was instead of leaping hours ahead or back.
-MAX_TS_JUMP_S = 10.0
-
-
-@dataclass
-class _Session:
-    """Maps one connection's container timestamps onto the source's monotonic clock."""
-
-    time_offset: float
-    wall0: float
-    origin: float | None = None
-    last_time: float = 0.0
-    jumps: int = 0
-
-    _tb_cache: dict = field(default_factory=dict)
-
-    def time_of(self, ts: int | None, tb) -> float | None:
-        if ts is None or tb is None:
-            return None
-        scale = self._tb_cache.get(tb)
-        if scale is None:  # Fraction arithmetic per packet is measurable; floats are plenty here
-            scale = self._tb_cache[tb] = float(tb)
-        secs = ts * scale
-        if self.origin is None:
-            self.origin = secs
-        t = self.time_offset + secs - self.origin
-        if abs(t - self.last_time) > MAX_TS_JUMP_S and self.last_time > self.time_offset:
-            self.jumps += 1
-            if self.jumps == 1:
-                log.warning("timestamp jump of %.1f s (corrupt or reset stream); re-anchoring", t - self.last_time)
-            self.origin += t - self.last_time  # re-anchor: this packet continues from last_time
-            t = self.last_time
-        self.last_time = max(self.last_time, t)
-        return t
-
-    def wall_of(self, t: float) -> float:
-        return self.wall0 + (t - self.time_offset)
-
-
 @dataclass
 class VideoSource:
+    """Iterating yields the events of one session after another until the source ends (a file),
+    fails for good (a file that cannot be read: :class:`SourceError`) or ``stop_event`` is set.
+
+    Every reopen -- a live camera's reconnect or a looping file's replay -- waits a backoff delay
+    first, at least its floor, and the delay grows while sessions yield nothing usable: a raw stream
+    without timestamps or a one-frame file can never spin a core. Iterating again after the consumer
+    gave up on an iteration (a crash in its handling) continues the same monotonic clock.
+    """
+
     spec: SourceSpec
     name: str = "camera"
     stop_event: threading.Event = field(default_factory=threading.Event)
@@ -145,42 +133,79 @@ class VideoSource:
     stats: SourceStats = field(default_factory=SourceStats)
     # False while the consumer wants no frames (a restricted camera): decoding stops, not just use.
     decode_gate: Callable[[], bool] = lambda: True
+    state: SourceState = field(default_factory=SourceState)
+    _next_offset: float = 0.0
+    _told: set[str] = field(default_factory=set)  # one-time warnings already given
 
     def __iter__(self) -> Iterator[SourceEvent]:
-        next_offset = 0.0
         outage_since: float | None = None
         while not self.stop_event.is_set():
             try:
                 container = open_container(self.spec.url, self.spec.timeout_s)
             except (av.FFmpegError, OSError) as exc:
+                why = f"cannot open {self.spec.url}: {_why(self.spec.url, exc)}"
                 if not self.spec.is_live:
-                    raise SourceError(f"{self.name}: cannot open {self.spec.url}: {exc}") from exc
-                outage_since = self._note_failure(outage_since, f"cannot connect: {exc}")
+                    self.state.set("failed", why)
+                    raise SourceError(f"{self.name}: {why}") from exc
+                self.state.set("retrying", why)
+                outage_since = self._note_failure(outage_since, why)
                 self._wait_backoff()
                 continue
             if outage_since is not None:
                 log.info("%s: reconnected after %.1f s", self.name, time.monotonic() - outage_since)
                 outage_since = None
-            self.backoff.reset()
-            session = _Session(time_offset=next_offset, wall0=time.time())
-            reason = "end of stream"
-            try:
-                try:
-                    yield from self._read(container, session)
-                except (av.FFmpegError, OSError) as exc:
-                    reason = f"stream error: {exc}"
-                # Announced while the container is still open: consumers finish clips whose
-                # muxers copy codec parameters from these streams (a closed one would crash).
-                yield Disconnected(reason=reason, time=session.last_time)
-            finally:
-                container.close()
-            # Keep time monotonic: the next session starts where this one ended (plus a frame).
-            next_offset = session.last_time + 0.1
-            if not self.spec.is_live and not self.spec.loop:
+            session = Session(time_offset=self._next_offset, wall0=time.time())
+            reason, error = yield from self._session(container, session)
+            replays = self.spec.is_live or (self.spec.loop and isinstance(error, _ReaderCrash))
+            if error is not None and not replays:  # a file's content will not change: fail for good
+                why = f"{self.spec.url} {error}"
+                self.state.set("failed", why)
+                raise SourceError(f"{self.name}: {why}")
+            again = (self.spec.is_live or self.spec.loop) and not self.stop_event.is_set()
+            if not session.usable and error is None:
+                self._tell("unusable", "%s: %s gave no usable video (%s)%s", self.name, self.spec.url, reason,
+                           "; reopening it with growing backoff" if again else "")
+            if not again:
+                self.state.set("ended", reason)
                 return
-            if self.spec.is_live and not self.stop_event.is_set():
+            if self.spec.is_live:
+                self.state.set("retrying", reason)
                 outage_since = self._note_failure(outage_since, reason)
-                self._wait_backoff()
+            self._wait_backoff()
+
+    def _session(self, container: av.container.InputContainer, session: Session
+                 ) -> Generator[SourceEvent, None, tuple[str, Exception | None]]:
+        """One connection's events; returns why it ended and the error that ended it, if any."""
+        reason, error = "end of stream", None
+        try:
+            try:
+                yield from self._read(container, session)
+            except (av.FFmpegError, OSError) as exc:
+                reason = f"stream error: {exc}"
+            except SourceError as exc:
+                reason, error = str(exc), exc
+            except Exception as exc:  # a bug in decoding or scaling: log it, the caller reopens
+                reason, error = f"reader error: {exc!r}", _ReaderCrash(f"could not be read: {exc!r}")
+                if self._tell("crash", "%s: reading %s failed; reopening with backoff", self.name,
+                              self.spec.url, exc_info=True) is False:
+                    log.error("%s: reading %s failed again: %r", self.name, self.spec.url, exc)
+            # Announced while the container is still open: consumers finish clips whose
+            # muxers copy codec parameters from these streams (a closed one would crash).
+            if session.connected:
+                yield Disconnected(reason=reason, time=session.last_time)
+        finally:
+            container.close()
+            # Keep time monotonic: the next session starts where this one ended (plus a frame).
+            self._next_offset = max(self._next_offset, session.last_time + 0.1)
+        return reason, error
+
+    def _tell(self, topic: str, msg: str, *args, exc_info: bool = False) -> bool:
+        """Log a warning once per source (not per loop or session); False if already told."""
+        if topic in self._told:
+            return False
+        self._told.add(topic)
+        log.warning(msg, *args, exc_info=exc_info)
+        return True
 
     def _note_failure(self, since: float | None, reason: str) -> float:
         """Log once per outage, not per attempt."""
@@ -194,41 +219,80 @@ class VideoSource:
     def _wait_backoff(self) -> None:
         self.stop_event.wait(self.backoff.next_delay())
 
-    def _read(self, container: av.container.InputContainer, session: _Session) -> Iterator[SourceEvent]:
+    def _read(self, container: av.container.InputContainer, session: Session) -> Iterator[SourceEvent]:
         if not container.streams.video:
-            raise SourceError(f"{self.name}: {self.spec.url} has no video stream")
+            raise SourceError("has no video stream")
         video = container.streams.video[0]
         streams = [video] + list(container.streams.audio[:1]) if self.spec.record else [video]
-        decode = self.spec.detect_width is not None
-        if decode:
+        sizer = _DetectSizer(self.spec.detect_width) if self.spec.detect_width is not None else None
+        if sizer is not None:
             video.codec_context.thread_count = self.spec.decoder_threads
+            if video.width and video.height:
+                sizer.size_of(video.width, video.height)  # refuse impossible sizes before Connected
         self.stats.sessions += 1
-        size = detect_size(video.width, video.height, self.spec.detect_width or video.width)
         if video.start_time is not None and video.time_base is not None:
             session.origin = float(video.start_time * video.time_base)  # video t=0 is the camera's 0
+        session.connected = True
+        self.state.set("connected")
         yield Connected({s.index: s for s in streams}, video.width, video.height, self.stats.sessions)
         pacer = _Pacer(self.stop_event) if self.spec.realtime and not self.spec.is_live else None
         sampler = _Sampler(self.spec.detect_fps)
+        stamps = MissingTimestamps(video)
         for packet in container.demux(streams):
             if self.stop_event.is_set():
                 return
-            if packet.dts is None and packet.pts is None:
-                continue  # demuxer flush packet: nothing to record
-            is_video = packet.stream_index == video.index
+            if not self._timed(packet, stamps):
+                continue
             t = session.time_of(packet.pts if packet.pts is not None else packet.dts, packet.time_base)
+            if t is None:
+                continue  # no time base: cannot be placed on the clock
             if pacer is not None:
                 pacer.wait_until(t)
+            is_video = packet.stream_index == video.index
             # Decode before handing the packet on: muxing a packet rebases its timestamps in place.
-            frames = self._decode(video, packet) if decode and is_video and self.decode_gate() else ()
+            decoding = sizer is not None and is_video and self.decode_gate()
+            frames = self._decode(video, packet) if decoding else []
             self.stats.packets += 1
+            if sizer is None or not decoding and is_video:
+                self._used(session)  # record-only, or frames not wanted now (restricted): nothing to judge
             if self.spec.record:
                 yield MediaPacket.wrap(packet, is_video=is_video, time=t, wall=session.wall_of(t))
-            for frame in frames:
-                ft = session.time_of(frame.pts, frame.time_base)
-                ft = t if ft is None else ft
-                if sampler.take(ft):
-                    self.stats.frames_detect += 1
-                    yield DetectFrame(ft, session.wall_of(ft), gray_small(frame, size))
+            if frames and sizer is not None:
+                yield from self._detect_frames(frames, t, session, sampler, sizer)
+
+    def _detect_frames(self, frames: list[av.VideoFrame], t: float, session: Session, sampler: _Sampler,
+                       sizer: _DetectSizer) -> Iterator[DetectFrame]:
+        for frame in frames:
+            ft = session.time_of(frame.pts, frame.time_base)
+            ft = t if ft is None else ft
+            if sampler.take(ft):
+                self.stats.frames_detect += 1
+                session.frames += 1
+                if session.frames >= 2:
+                    self._used(session)  # motion needs a pair: one frame alone is no use
+                yield DetectFrame(ft, session.wall_of(ft), gray_small(frame, sizer.size_of(frame.width, frame.height)))
+
+    def _timed(self, packet: av.Packet, stamps: MissingTimestamps) -> bool:
+        """False for packets to skip: the demuxer's empty flush packet, and packets without
+        timestamps that cannot be given one (counted, reported once)."""
+        if packet.dts is not None or packet.pts is not None:
+            stamps.seen(packet)
+            return True
+        if packet.size == 0:
+            return False  # demuxer flush packet: nothing to record
+        if stamps.fill(packet):
+            self._tell("untimed", "%s: %s has packets without timestamps; timing them at %s fps",
+                       self.name, self.spec.url, f"{stamps.rate:g}" if stamps.rate else "their own duration")
+            return True
+        self.stats.untimed_dropped += 1
+        self._tell("dropped", "%s: %s has packets without timestamps that cannot be timed; dropping them",
+                   self.name, self.spec.url)
+        return False
+
+    def _used(self, session: Session) -> None:
+        if not session.usable:
+            session.usable = True
+            self.backoff.reset()  # only a session that delivered something resets the delay
 
     def _decode(self, video: av.video.stream.VideoStream, packet: av.Packet) -> list[av.VideoFrame]:
         try:
@@ -241,6 +305,34 @@ class VideoSource:
             return []
         self.stats.frames_decoded += len(frames)
         return frames
+
+
+class _ReaderCrash(SourceError):
+    """An unexpected error while reading (a bug, not the file's content): a replaying source reopens."""
+
+
+def _why(url: str, exc: BaseException) -> str:
+    """The short reason of an open failure ("No such file or directory"), without repeating the path."""
+    if os.path.isfile(url) and os.path.getsize(url) == 0:
+        return "the file is empty"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+class _DetectSizer:
+    """Detect frame size per source frame size (a camera may change resolution mid-stream)."""
+
+    def __init__(self, detect_width: int) -> None:
+        self.detect_width = detect_width
+        self._sizes: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def size_of(self, width: int, height: int) -> tuple[int, int]:
+        size = self._sizes.get((width, height))
+        if size is None:
+            try:
+                size = self._sizes[(width, height)] = detect_size(width, height, self.detect_width)
+            except FrameSizeError as exc:
+                raise SourceError(str(exc)) from None
+        return size
 
 
 class _Sampler:
