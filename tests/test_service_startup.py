@@ -72,7 +72,7 @@ def test_run_exits_1_and_names_every_camera_that_cannot_be_opened(tmp_path, bad_
     }
     for name, line in expected.items():
         assert sum(line in ln for ln in lines) == 1, (name, res.stderr)
-    assert lines[-1] == "error: no camera or microphone could be opened (cameras failed: garden, porch, hall, attic)"
+    assert lines[-1] == "no camera or microphone could be opened (cameras failed: garden, porch, hall, attic)"
     assert not stored_clips(tmp_path / "data")
 
 

@@ -60,7 +60,7 @@ def _probe_cameras(config, timeout_s: float) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     _setup_logging(config.service.log_level)
-    from ..service.hub import NothingToRun, Service
+    from ..service.hub import Service
 
     service = Service(config)
 
@@ -71,10 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        service.run()
-    except NothingToRun as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        service.run()  # NothingToRun is a domain error: one line, exit 1
     finally:
         service.close()
     return 0

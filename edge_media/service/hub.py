@@ -18,6 +18,7 @@ from ..audio import MicSource
 from ..audio.setup import load_audio_model, new_logic, new_windower
 from ..config import CameraConfig, Config, MicrophoneConfig
 from ..detect import MotionDetector, MotionSettings
+from ..errors import EdgeMediaError
 from ..events import ClipSettings, EventTracker, TrackerSettings
 from ..privacy import OwnerRights
 from ..sources import DetectFrame
@@ -47,7 +48,7 @@ FILES_DRAIN_S = 60.0  # every file camera ended: uploads get this long to finish
 STOP_DRAIN_S = 30.0  # stopped by a signal: leftovers stay queued on disk for the next start
 
 
-class NothingToRun(Exception):
+class NothingToRun(EdgeMediaError):
     """No camera and no microphone could be opened: running would record nothing."""
 
 

@@ -13,6 +13,8 @@ import av
 import cv2
 import numpy as np
 
+from ..errors import EdgeMediaError
+
 # Pixel formats whose first plane is 8-bit luma.
 _LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 
@@ -21,7 +23,7 @@ _LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444
 MIN_DETECT_SIDE = 16
 
 
-class FrameSizeError(ValueError):
+class FrameSizeError(EdgeMediaError, ValueError):
     """Frames too small to detect motion in (a 1x1 test pattern, a broken camera mode)."""
 
 
