@@ -14,11 +14,18 @@ from pathlib import Path
 
 import av
 import pytest
+from test_microphone import FileMic
 
 from edge_media.config import parse_config
 from edge_media.service.context import HubContext
 from edge_media.service.hub import Service
-from edge_media.service.publish import ClipPublisher, REDACTED_FIELDS, UPLOADED_EVENT_FIELDS, UPLOADED_FIELDS, upload_sidecar
+from edge_media.service.publish import (
+    REDACTED_FIELDS,
+    UPLOADED_EVENT_FIELDS,
+    UPLOADED_FIELDS,
+    ClipPublisher,
+    upload_sidecar,
+)
 from recorder import ClipSidecar
 from recorder.sidecar import ClipEvent
 from uploader import LocalStore
@@ -26,7 +33,6 @@ from uploader.outbox import Outbox
 
 from audio_fixtures import alarm_scene, encode_audio
 from media import MovingBox, VideoSpec, make_video
-from test_microphone import FileMic
 
 NAMES = ("garden", "alice", "hall-mic")
 
@@ -151,10 +157,10 @@ def test_the_worker_uploads_the_body_not_the_local_sidecar_and_never_twice(tmp_p
     file is only deleted; a retry finds the body already stored (by hash) and does not PUT it again."""
     from dataclasses import replace as dc_replace
 
+    from test_outbox import make_item
+
     from uploader.db import Database
     from uploader.worker import UploadWorker
-
-    from test_outbox import make_item
 
     store, db = LocalStore(tmp_path / "store"), Database(tmp_path / "state.db")
     try:

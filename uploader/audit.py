@@ -30,7 +30,7 @@ def record(conn: sqlite3.Connection, action: str, *, key: str | None = None, own
 
 
 def entries(db: Database, *, action: str | None = None, owner: str | None = None) -> list[AuditEntry]:
-    sql, params = "SELECT at, action, key, owner, deadline, detail FROM audit WHERE 1=1", []
+    sql, params = "SELECT at, action, key, owner, deadline, detail FROM audit WHERE 1=1", list[str]()
     if action is not None:
         sql, params = sql + " AND action = ?", [*params, action]
     if owner is not None:

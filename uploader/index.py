@@ -100,10 +100,10 @@ class ClipIndex:
 
     def list_local_copies(self, *, uploaded_before: float | None = None) -> list[LocalCopy]:
         """Objects with a local copy, oldest upload first (the order space is taken back in)."""
-        sql, params = "SELECT key, local_path, uploaded FROM objects WHERE local_path IS NOT NULL", ()
+        sql, params = "SELECT key, local_path, uploaded FROM objects WHERE local_path IS NOT NULL", []
         if uploaded_before is not None:
-            sql, params = sql + " AND uploaded < ?", (uploaded_before,)
-        rows = self.db.query(sql + " ORDER BY uploaded, key", params)
+            sql, params = sql + " AND uploaded < ?", [uploaded_before]
+        rows = self.db.query(sql + " ORDER BY uploaded, key", tuple(params))
         return [LocalCopy(r["key"], Path(r["local_path"]), float(r["uploaded"])) for r in rows]
 
     def forget_local_copy(self, key: str) -> None:

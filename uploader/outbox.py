@@ -207,10 +207,10 @@ class Outbox:
 
     def count_inflight(self, *, owner: str | None = None) -> int:
         """Rows being uploaded right now (of ``owner``, when given)."""
-        sql, params = "SELECT COUNT(*) FROM outbox WHERE state = 'inflight'", ()
+        sql, params = "SELECT COUNT(*) FROM outbox WHERE state = 'inflight'", []
         if owner is not None:
-            sql, params = sql + " AND owner = ?", (owner,)
-        return int(self.db.query(sql, params)[0][0])
+            sql, params = sql + " AND owner = ?", [owner]
+        return int(self.db.query(sql, tuple(params))[0][0])
 
     @staticmethod
     def delete_for_owner(conn: sqlite3.Connection, owner: str) -> list[OutboxItem]:

@@ -106,7 +106,7 @@ class OwnerRights:
             for info in self.store.list_objects(prefix):
                 seen.add(info.key)
                 indexed = self.index.get(info.key)
-                meta = {"key": info.key, "camera": names.get(info.key.split("/")[1])}
+                meta: dict[str, object] = {"key": info.key, "camera": names.get(info.key.split("/")[1])}
                 if indexed is not None:
                     meta |= {"clip_id": indexed.clip_id, "retain_until": indexed.retain_until}
                 yield _Item(info.key, "store", info.key, meta)
@@ -114,10 +114,10 @@ class OwnerRights:
             if obj.key not in seen:  # indexed but not listed: report it, it may be mid-deletion
                 log.warning("export: indexed object %s is missing from the store", obj.key)
         for path, sidecar in self._spool_clips(scope):
-            meta = {"camera": sidecar.camera, "clip_id": sidecar.clip_id, "uploaded": False}
-            yield _Item(f"spool/{sidecar.camera}/{path.name}", "spool", str(path), meta)
+            spooled: dict[str, object] = {"camera": sidecar.camera, "clip_id": sidecar.clip_id, "uploaded": False}
+            yield _Item(f"spool/{sidecar.camera}/{path.name}", "spool", str(path), spooled)
             side = self.spool.sidecar_path(sidecar.clip_id)
-            yield _Item(f"spool/{sidecar.camera}/{side.name}", "spool", str(side), meta)
+            yield _Item(f"spool/{sidecar.camera}/{side.name}", "spool", str(side), spooled)
 
     def _read(self, item: _Item) -> bytes:
         return self.store.get_object(item.ref) if item.source == "store" else Path(item.ref).read_bytes()
