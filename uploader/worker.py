@@ -230,11 +230,12 @@ class UploadWorker:
 
     def _put(self, item: OutboxItem, part: _Part) -> ObjectInfo:
         content_type = _CONTENT_TYPES.get(part.path.suffix.lower(), "application/octet-stream")
-        options = {"content_type": content_type, "metadata": {"clip-id": item.clip_id}, "tags": item.tags}
+        meta = {"clip-id": item.clip_id}
         if part.body is not None:
-            info = self.store.put_bytes(part.key, part.body, **options)  # type: ignore[arg-type]
+            info = self.store.put_bytes(part.key, part.body, content_type=content_type, metadata=meta, tags=item.tags)
         else:
-            info = self.store.put_object(part.key, part.path, **options)  # type: ignore[arg-type]
+            info = self.store.put_object(part.key, part.path, content_type=content_type, metadata=meta,
+                                         tags=item.tags)  # fmt: skip
         if part.sha256 is not None and info.sha256 is not None and info.sha256 != part.sha256:
             # The store verified what we sent; what we sent is not what the recorder wrote (disk trouble).
             log.warning("clip %s: spool file changed since it was recorded (sha256 differs)", item.clip_id)
