@@ -63,7 +63,7 @@ def test_status_export_restrict_erase(hub, tmp_path):
     res = run("storage", "erase", "--config", str(hub), "--owner", "alice", "--yes")
     assert res.returncode == 0 and "erased 2 stored objects" in res.stdout
     status = json.loads(run("storage", "status", "--config", str(hub), "--json").stdout)
-    assert status["indexed_objects"] == 0 and status["restricted_cameras"] == []
+    assert status["indexed_objects"] == 0 and status["restricted_cameras"] == ["porch"], "restriction outlives"
     assert not list((tmp_path / "data" / "store" / "objects").rglob("*.mp4"))
 
 

@@ -209,3 +209,90 @@ def test_delete_for_owner_rolls_back_with_the_erasure(outbox: Outbox, db: Databa
         Outbox.delete_for_owner(conn, "alice")
         raise RuntimeError("erasure of the store failed")
     assert outbox.get("a1") is not None
+
+
+# -- erasure exclusion, redacted sidecar (issue 9, defects 1 and 8) ---------------------------------
+
+
+def test_no_claim_of_an_owner_being_erased(outbox: Outbox, tmp_path: Path) -> None:
+    outbox.enqueue(make_item(tmp_path, "a1", owner="alice"))
+    outbox.enqueue(make_item(tmp_path, "b1", owner="bob"))
+    first, second = outbox.begin_erasure("alice"), outbox.begin_erasure("alice")  # two erasures at once
+    assert outbox.claim().clip_id == "b1" and outbox.claim() is None, "alice's upload is held back"
+    outbox.end_erasure(first)
+    assert outbox.claim() is None, "until the last erasure of alice ends"
+    outbox.end_erasure(second)
+    assert outbox.claim().clip_id == "a1"
+
+
+def test_an_erasure_marker_left_by_a_dead_process_expires(outbox: Outbox, clock: Clock, tmp_path: Path) -> None:
+    from uploader.outbox import ERASURE_LEASE_S
+
+    outbox.enqueue(make_item(tmp_path, "a1"))
+    outbox.begin_erasure("alice")  # and the erasing process is killed: end_erasure never runs
+    clock.now += ERASURE_LEASE_S - 1
+    assert outbox.claim() is None
+    clock.now += 2
+    assert outbox.claim().clip_id == "a1"
+
+
+def test_count_inflight_per_owner(outbox: Outbox, tmp_path: Path) -> None:
+    for clip_id, owner in (("a1", "alice"), ("b1", "bob"), ("a2", "alice")):
+        outbox.enqueue(make_item(tmp_path, clip_id, owner=owner))
+    outbox.claim()
+    outbox.claim()
+    assert (outbox.count_inflight(), outbox.count_inflight(owner="alice"), outbox.count_inflight(owner="bob")) == (
+        2, 1, 1)
+    outbox.mark_done(outbox.get("a1"), [])
+    assert outbox.count_inflight(owner="alice") == 0
+
+
+def test_marks_say_whether_the_row_was_still_inflight(outbox: Outbox, db: Database, tmp_path: Path) -> None:
+    outbox.enqueue(make_item(tmp_path, "a1"))
+    outbox.enqueue(make_item(tmp_path, "a2"))
+    one, two = outbox.claim(), outbox.claim()
+    assert outbox.mark_retry(one, "timeout", 1.0) is True and outbox.mark_failed(two, "AccessDenied") is True
+    with db.tx() as conn:
+        Outbox.delete_for_owner(conn, "alice")  # erased meanwhile
+    assert outbox.mark_retry(one, "timeout", 1.0) is False and outbox.mark_failed(two, "x") is False
+
+
+def test_sidecar_body_round_trips_and_fills_only_open_rows(outbox: Outbox, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    outbox.enqueue(replace(make_item(tmp_path, "a1"), sidecar_body='{"camera_hash": "cam1"}'))
+    outbox.enqueue(make_item(tmp_path, "a2"))
+    outbox.enqueue(make_item(tmp_path, "a3"))
+    assert outbox.get("a1").sidecar_body == '{"camera_hash": "cam1"}' and outbox.get("a2").sidecar_body is None
+    outbox.mark_done(outbox.claim(), [])  # a1
+    outbox.claim()
+    outbox.mark_done(outbox.claim(), [])  # a3 done, a2 inflight
+    assert outbox.set_sidecar_body("a2", "{}") is True and outbox.get("a2").sidecar_body == "{}"
+    assert outbox.set_sidecar_body("a3", "{}") is False and outbox.get("a3").sidecar_body is None
+    assert outbox.set_sidecar_body("unknown", "{}") is False
+
+
+def test_a_version_1_database_gains_the_new_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE outbox (id INTEGER PRIMARY KEY, clip_id TEXT NOT NULL UNIQUE, owner TEXT NOT NULL,
+            camera_hash TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'clip', clip_path TEXT NOT NULL,
+            sidecar_path TEXT NOT NULL, clip_key TEXT NOT NULL, sidecar_key TEXT NOT NULL, tags TEXT NOT NULL,
+            plan TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, wall_end TEXT NOT NULL,
+            retain_until REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+        INSERT INTO outbox (clip_id, owner, camera_hash, clip_path, sidecar_path, clip_key, sidecar_key, tags, plan,
+            size, sha256, wall_end, retain_until, created, updated) VALUES ('old', 'alice', 'cam1', '/s/old.mp4',
+            '/s/old.json', 'k.mp4', 'k.json', '{}', 'basic', 1, 'ab', '2024-01-02T03:04:05Z', 1.0, 1.0, 1.0);
+        PRAGMA user_version = 1;
+    """)
+    conn.close()
+    db = Database(path)
+    try:
+        outbox = Outbox(db)
+        old = outbox.get("old")
+        assert old is not None and old.sidecar_body is None and old.state == "pending"
+        assert outbox.claim().clip_id == "old", "the erasures table exists too"
+    finally:
+        db.close()

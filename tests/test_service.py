@@ -101,7 +101,7 @@ def test_clip_has_pre_roll_from_keyframe_post_roll_and_exact_packets(tmp_path, w
     # Sidecar matches the object; tags carry the plan deadline and no camera name.
     data = clip_path.read_bytes()
     assert sc["sha256"] == hashlib.sha256(data).hexdigest() and sc["size_bytes"] == len(data)
-    assert sc["camera"] == "porch" and sc["model_versions"]["motion"] == svc.detector.model_version
+    assert sc["camera_hash"] == svc.ctx.camera_hash("porch") and sc["model_versions"]["motion"] == svc.detector.model_version
     assert parse_utc(tags["retain-until"]) - parse_utc(sc["wall_end"]) == pytest.approx(
         timedelta(days=30), abs=timedelta(seconds=1))
     assert tags["plan"] == "plus" and tags["kind"] == "clip" and tags["event"] == "motion"
@@ -114,7 +114,7 @@ def test_two_cameras_share_one_detector_and_record_independently(tmp_path, walk_
     svc = run_to_end(make_config(tmp_path, [{"name": "porch", "url": walk_video},
                                              {"name": "hall", "url": still}]))
     clips = stored_clips(svc)
-    assert [c[2]["camera"] for c in clips] == ["porch"]
+    assert [c[2]["camera_hash"] for c in clips] == [svc.ctx.camera_hash("porch")]
     assert svc.queues.motion.items >= 60 + 40 and svc.queues.motion.batches <= svc.queues.motion.items
 
 
@@ -154,7 +154,7 @@ def test_unreadable_camera_is_reported_and_others_keep_working(tmp_path, walk_vi
     junk.write_bytes(b"\x00\x01not a video" * 1000)
     caplog.set_level(logging.ERROR)
     svc = run_to_end(make_config(tmp_path, [{"name": "broken", "url": junk}, {"name": "porch", "url": walk_video}]))
-    assert [c[2]["camera"] for c in stored_clips(svc)] == ["porch"]
+    assert [c[2]["camera_hash"] for c in stored_clips(svc)] == [svc.ctx.camera_hash("porch")]
     errors = [r for r in caplog.records if "broken" in r.getMessage()]
     assert len(errors) == 1 and "cannot open" in errors[0].getMessage() and not errors[0].exc_info
 

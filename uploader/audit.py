@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .db import Database
@@ -29,9 +30,19 @@ def record(conn: sqlite3.Connection, action: str, *, key: str | None = None, own
 
 
 def entries(db: Database, *, action: str | None = None, owner: str | None = None) -> list[AuditEntry]:
-    sql, params = "SELECT at, action, key, owner, deadline, detail FROM audit WHERE 1=1", []
+    sql, params = "SELECT at, action, key, owner, deadline, detail FROM audit WHERE 1=1", list[str]()
     if action is not None:
         sql, params = sql + " AND action = ?", [*params, action]
     if owner is not None:
         sql, params = sql + " AND owner = ?", [*params, owner]
     return [AuditEntry(**dict(r)) for r in db.query(sql + " ORDER BY id", tuple(params))]
+
+
+def delete_for_owner(conn: sqlite3.Connection, owner: str, *, key_prefixes: Iterable[str] = ()) -> int:
+    """Erasure, inside its transaction: forget the entries that name ``owner`` or a key under one of
+    ``key_prefixes`` (its cameras), so that no trace of what was erased remains. Returns how many."""
+    removed = conn.execute("DELETE FROM audit WHERE owner = ?", (owner,)).rowcount
+    for prefix in key_prefixes:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        removed += conn.execute("DELETE FROM audit WHERE key LIKE ? ESCAPE '\\'", (f"{escaped}%",)).rowcount
+    return removed

@@ -1,8 +1,9 @@
 """The uploader's durable state: one SQLite file (WAL), one schema, written in transactions.
 
-Outbox, clip index, audit log and camera restrictions share a database so that "uploaded" and
-"indexed" (or "erased" and "forgotten") commit in one transaction: a crash leaves either both or
-neither. ``synchronous=NORMAL`` (WAL): a process crash loses nothing; a power cut may lose the last
+Outbox, clip index and audit log share a database so that "uploaded" and "indexed" (or "erased" and
+"forgotten") commit in one transaction: a crash leaves either both or neither. Other packages may keep
+their own tables in the same file (the privacy package's restrictions), created by their own code;
+nobody outside this package writes the tables below. ``synchronous=NORMAL`` (WAL): a process crash loses nothing; a power cut may lose the last
 commits, and the design makes that harmless — a lost "enqueued" is re-found in the spool at start-up,
 a lost "done" is retried and the worker's stat-before-put finds the object already there. FULL cost
 an fsync per commit, which measured as a third of the outbox's time per clip.
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: outbox.sidecar_body, erasures; restrictions moved to edge_media.privacy
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     sha256        TEXT NOT NULL,
     wall_end      TEXT NOT NULL,           -- ISO-8601 UTC; retention counts from here
     retain_until  REAL NOT NULL,           -- epoch seconds
+    sidecar_body  TEXT,                    -- what is uploaded at sidecar_key (NULL: the file at sidecar_path)
     state         TEXT NOT NULL DEFAULT 'pending'
                   CHECK (state IN ('pending', 'inflight', 'done', 'failed', 'dropped')),
     attempts      INTEGER NOT NULL DEFAULT 0,
@@ -73,11 +75,12 @@ CREATE TABLE IF NOT EXISTS audit (         -- append-only: every deletion, erasu
     detail        TEXT
 );
 
-CREATE TABLE IF NOT EXISTS restrictions (  -- cameras whose new clips are neither kept nor uploaded
-    camera_hash   TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS erasures (      -- owners being erased: the worker claims none of their uploads
+    id            INTEGER PRIMARY KEY,
     owner         TEXT NOT NULL,
     since         REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS erasures_owner ON erasures (owner);
 """
 
 
@@ -95,7 +98,14 @@ class Database:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
+        self._migrate()
         self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _migrate(self) -> None:
+        """Bring a version-1 file up to date (CREATE ... IF NOT EXISTS adds new tables, not new columns)."""
+        columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(outbox)")}
+        if "sidecar_body" not in columns:
+            self._conn.execute("ALTER TABLE outbox ADD COLUMN sidecar_body TEXT")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass, fields
+from pathlib import Path
 
 from .db import Database
 
@@ -22,6 +23,32 @@ class IndexedObject:
     size: int
     sha256: str | None
     local_path: str | None
+    uploaded: float
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    objects: int
+    next_deadline: float | None  # the earliest retain_until, None when the index is empty
+
+
+@dataclass(frozen=True)
+class OwnerPlan:
+    """What the index holds for one owner, as far as plan changes care."""
+
+    owner: str
+    plan: str  # the plan of one of its objects (all of them when ``plans`` is 1)
+    plans: int  # distinct plans among its objects
+    earliest_wall_end: str
+    earliest_retain_until: float
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    """An uploaded object whose local file the hub still keeps (local retention)."""
+
+    key: str
+    path: Path
     uploaded: float
 
 
@@ -61,6 +88,34 @@ class ClipIndex:
     def count(self) -> int:
         return int(self.db.query("SELECT COUNT(*) FROM objects")[0][0])
 
+    def get_summary(self) -> IndexSummary:
+        row = self.db.query("SELECT COUNT(*), MIN(retain_until) FROM objects")[0]
+        return IndexSummary(objects=int(row[0]), next_deadline=None if row[1] is None else float(row[1]))
+
+    def list_owner_plans(self) -> list[OwnerPlan]:
+        """One summary per owner with indexed objects, by owner."""
+        rows = self.db.query("SELECT owner, plan, COUNT(DISTINCT plan), MIN(wall_end), MIN(retain_until)"
+                             " FROM objects GROUP BY owner ORDER BY owner")  # fmt: skip
+        return [OwnerPlan(r[0], r[1], int(r[2]), r[3], float(r[4])) for r in rows]
+
+    def list_local_copies(self, *, uploaded_before: float | None = None) -> list[LocalCopy]:
+        """Objects with a local copy, oldest upload first (the order space is taken back in)."""
+        sql, params = "SELECT key, local_path, uploaded FROM objects WHERE local_path IS NOT NULL", []
+        if uploaded_before is not None:
+            sql, params = sql + " AND uploaded < ?", [uploaded_before]
+        rows = self.db.query(sql + " ORDER BY uploaded, key", tuple(params))
+        return [LocalCopy(r["key"], Path(r["local_path"]), float(r["uploaded"])) for r in rows]
+
+    def forget_local_copy(self, key: str) -> None:
+        """Record that the local copy of ``key`` is gone (the store copy stays indexed)."""
+        with self.db.tx() as conn:
+            conn.execute("UPDATE objects SET local_path = NULL WHERE key = ?", (key,))
+
     @staticmethod
     def delete(conn: sqlite3.Connection, keys: Iterable[str]) -> None:
         conn.executemany("DELETE FROM objects WHERE key = ?", [(k,) for k in keys])
+
+    @staticmethod
+    def delete_for_owner(conn: sqlite3.Connection, owner: str) -> int:
+        """Inside the erasure's transaction: forget every object of ``owner``; returns how many rows."""
+        return conn.execute("DELETE FROM objects WHERE owner = ?", (owner,)).rowcount

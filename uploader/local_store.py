@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from .store import (
     BAD_DIGEST,
@@ -150,7 +150,7 @@ class LocalStore(ObjectStore):
     def _meta_path(self, key: str) -> Path:
         return self._meta.joinpath(*key.split("/")).with_name(key.rsplit("/", 1)[-1] + ".json")
 
-    def _write_temp(self, src: BinaryIO, record: dict[str, Any]) -> Path:
+    def _write_temp(self, src: _Reader, record: dict[str, Any]) -> Path:
         # Hashing and copying happen before taking the lock: they are the slow part.
         tmp = self._tmp / f"{uuid.uuid4().hex}.part"
         md5, sha = hashlib.md5(), hashlib.sha256()
@@ -260,6 +260,10 @@ class LocalStore(ObjectStore):
                     tmp.unlink()
             except OSError:
                 pass
+
+
+class _Reader(Protocol):
+    def read(self, size: int, /) -> bytes: ...
 
 
 class _BytesReader:

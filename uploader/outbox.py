@@ -6,6 +6,10 @@ permanent one (parked until the next start-up, when the configuration may have b
 spool quota's eviction. Every transition is one IMMEDIATE transaction, so a crash leaves a row in exactly one
 state; a row left ``inflight`` by a crash is put back by :meth:`Outbox.recover` and re-uploading it is harmless
 because object keys are deterministic and the worker skips objects the store already holds.
+
+An owner's erasure and the worker exclude each other per owner: :meth:`Outbox.begin_erasure` writes a marker
+that :meth:`Outbox.claim` checks in its own transaction, so once it commits no upload of that owner starts;
+the erasure then waits until :meth:`Outbox.count_inflight` is 0 before it lists what to delete.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ STATES = ("pending", "inflight", "done", "failed", "dropped")
 # What the service may still upload (and must still count against the spool quota).
 OPEN_STATES = ("pending", "inflight", "failed")
 MAX_ERROR_CHARS = 500  # last_error is for people reading a status page, not a log archive
+# An erasure marker older than this is one whose process died: it no longer holds uploads back.
+ERASURE_LEASE_S = 3600.0
 
 
 @dataclass(frozen=True)
 class OutboxItem:
-    """One finished clip (its file and JSON sidecar) and where it goes. The last four fields are filled when
-    an item is read back from the database; callers enqueue with the defaults."""
+    """One finished clip (its file and JSON sidecar) and where it goes. ``sidecar_body``, when set, is what is
+    uploaded at ``sidecar_key`` instead of the local sidecar file (the producer's redacted copy: the local file
+    may name things that must not leave the hub). The last four fields are filled when an item is read back
+    from the database; callers enqueue with the defaults."""
 
     clip_id: str
     owner: str
@@ -47,6 +55,7 @@ class OutboxItem:
     wall_end: str  # ISO-8601 UTC
     retain_until: float  # epoch seconds
     kind: str = "clip"
+    sidecar_body: str | None = None
     id: int | None = None
     state: str = "pending"
     attempts: int = 0
@@ -81,12 +90,12 @@ class Outbox:
         with self.db.tx() as conn:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO outbox (clip_id, owner, camera_hash, kind, clip_path, sidecar_path,"
-                " clip_key, sidecar_key, tags, plan, size, sha256, wall_end, retain_until, state, attempts,"
-                " next_attempt, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " clip_key, sidecar_key, tags, plan, size, sha256, wall_end, retain_until, sidecar_body, state,"
+                " attempts, next_attempt, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
                 " 'pending', 0, 0, ?, ?)",
                 (item.clip_id, item.owner, item.camera_hash, item.kind, str(item.clip_path),
                  str(item.sidecar_path), item.clip_key, item.sidecar_key, json.dumps(dict(item.tags), sort_keys=True),
-                 item.plan, item.size, item.sha256, item.wall_end, item.retain_until, now, now),
+                 item.plan, item.size, item.sha256, item.wall_end, item.retain_until, item.sidecar_body, now, now),
             )  # fmt: skip
             return cursor.rowcount == 1
 
@@ -105,16 +114,28 @@ class Outbox:
                          detail=reason, at=now)  # fmt: skip
         return _item(row)
 
+    def set_sidecar_body(self, clip_id: str, body: str) -> bool:
+        """Give a row queued without one the sidecar body to upload (a row queued before the field existed).
+        Only rows not uploaded yet change; False when none did."""
+        marks = ", ".join("?" for _ in OPEN_STATES)
+        with self.db.tx() as conn:
+            cursor = conn.execute(f"UPDATE outbox SET sidecar_body = ?, updated = ? WHERE clip_id = ?"
+                                  f" AND state IN ({marks})", (body, self.clock(), clip_id, *OPEN_STATES))  # fmt: skip
+            return cursor.rowcount == 1
+
     # -- the worker's side ----------------------------------------------------------------------
 
     def claim(self) -> OutboxItem | None:
         """Take the due ``pending`` item that has waited longest (earliest ``next_attempt``, then oldest) and
         mark it ``inflight``. Ordering by due time first means an item that keeps failing goes behind items
-        never tried, so one bad clip cannot hold the head of the queue."""
+        never tried, so one bad clip cannot hold the head of the queue. Items of an owner being erased are
+        not claimed (checked in this transaction, so no upload starts after the erasure's marker commits)."""
         with self.db.tx() as conn:
+            now = self.clock()
             row = conn.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt <= ?"
-                " ORDER BY next_attempt, id LIMIT 1", (self.clock(),),
+                f"SELECT {_ITEM_COLUMNS} FROM outbox o WHERE state = 'pending' AND next_attempt <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.owner = o.owner AND e.since > ?)"
+                " ORDER BY next_attempt, id LIMIT 1", (now, now - ERASURE_LEASE_S),
             ).fetchone()  # fmt: skip
             if row is None:
                 return None
@@ -138,23 +159,26 @@ class Outbox:
             index.insert(conn, objects)
         return True
 
-    def mark_retry(self, item: OutboxItem, error: str, delay_s: float) -> None:
-        """Back to ``pending``, due again after ``delay_s`` (the worker's backoff)."""
+    def mark_retry(self, item: OutboxItem, error: str, delay_s: float) -> bool:
+        """Back to ``pending``, due again after ``delay_s`` (the worker's backoff). False when the row is no
+        longer ``inflight`` (erased meanwhile): nothing changes."""
         now = self.clock()
-        self._transition(item, "pending", error, next_attempt=now + max(0.0, delay_s))
+        return self._transition(item, "pending", error, next_attempt=now + max(0.0, delay_s))
 
-    def mark_failed(self, item: OutboxItem, error: str) -> None:
-        """Park after a permanent error; :meth:`recover` at the next start-up gives it another chance."""
-        self._transition(item, "failed", error, next_attempt=0.0)
+    def mark_failed(self, item: OutboxItem, error: str) -> bool:
+        """Park after a permanent error; :meth:`recover` at the next start-up gives it another chance. False
+        when the row is no longer ``inflight`` (erased meanwhile): nothing changes."""
+        return self._transition(item, "failed", error, next_attempt=0.0)
 
-    def _transition(self, item: OutboxItem, state: str, error: str, *, next_attempt: float) -> None:
+    def _transition(self, item: OutboxItem, state: str, error: str, *, next_attempt: float) -> bool:
         # Only from inflight: a row erased or dropped meanwhile stays as it is.
         with self.db.tx() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE outbox SET state = ?, last_error = ?, next_attempt = ?, updated = ?"
                 " WHERE clip_id = ? AND state = 'inflight'",
                 (state, error[:MAX_ERROR_CHARS], next_attempt, self.clock(), item.clip_id),
             )  # fmt: skip
+            return cursor.rowcount == 1
 
     def recover(self) -> int:
         """Start-up: rows left ``inflight`` by a crash and rows parked ``failed`` (the configuration may have
@@ -168,6 +192,25 @@ class Outbox:
             return cursor.rowcount
 
     # -- erasure ----------------------------------------------------------------------------------
+
+    def begin_erasure(self, owner: str) -> int:
+        """Hold back every upload of ``owner`` from now on (see :meth:`claim`); returns the marker's id for
+        :meth:`end_erasure`. Uploads already ``inflight`` go on: wait for :meth:`count_inflight` to reach 0."""
+        with self.db.tx() as conn:
+            cursor = conn.execute("INSERT INTO erasures (owner, since) VALUES (?, ?)", (owner, self.clock()))
+            return int(cursor.lastrowid or 0)
+
+    def end_erasure(self, marker: int) -> None:
+        """Remove one marker; the owner's uploads resume unless another erasure of it is running."""
+        with self.db.tx() as conn:
+            conn.execute("DELETE FROM erasures WHERE id = ?", (marker,))
+
+    def count_inflight(self, *, owner: str | None = None) -> int:
+        """Rows being uploaded right now (of ``owner``, when given)."""
+        sql, params = "SELECT COUNT(*) FROM outbox WHERE state = 'inflight'", []
+        if owner is not None:
+            sql, params = sql + " AND owner = ?", [owner]
+        return int(self.db.query(sql, tuple(params))[0][0])
 
     @staticmethod
     def delete_for_owner(conn: sqlite3.Connection, owner: str) -> list[OutboxItem]:

@@ -54,10 +54,11 @@ class _Part:
     """One object of an item: the clip or its sidecar."""
 
     key: str
-    path: Path
+    path: Path  # the local file, deleted after the upload
     kind: str
     size: int | None  # known for the clip (the recorder hashed it); the sidecar is hashed on demand
     sha256: str | None
+    body: bytes | None = None  # uploaded instead of the file's bytes (the producer's redacted sidecar)
 
 
 class _LocalFileMissing(Exception):
@@ -163,24 +164,36 @@ class UploadWorker:
         except StoreError as err:
             self._on_store_error(item, err)
         except _LocalFileMissing as missing:
+            # An erasure that gave up waiting for this upload deletes the row and the files: not a failure.
+            if not self.outbox.mark_failed(item, f"{LOCAL_FILE_MISSING}: {missing}"):
+                self._take_back(item)
+                return True
             log.error("clip %s: %s (%s) and not in the store; parked as failed", item.clip_id,
                       LOCAL_FILE_MISSING, missing)  # fmt: skip
-            self.outbox.mark_failed(item, f"{LOCAL_FILE_MISSING}: {missing}")
         except OSError as err:  # reading the spool failed (I/O error, file removed mid-read): try again later
+            if not self.outbox.mark_retry(item, f"local read failed: {err}", self._item_delay(item.attempts)):
+                self._take_back(item)
+                return True
             log.warning("clip %s: local read failed (%s); will retry", item.clip_id, err)
-            self.outbox.mark_retry(item, f"local read failed: {err}", self._item_delay(item.attempts))
         return True
 
+    def _take_back(self, item: OutboxItem) -> None:
+        """The owner's erasure removed the row while we uploaded: remove whatever of it we put."""
+        log.info("clip %s was erased during its upload; removing its objects", item.clip_id)
+        errors = self.store.remove_objects([item.clip_key, item.sidecar_key])
+        if errors:  # the erasure's own re-listing of the owner's prefixes is the backstop
+            log.warning("clip %s: could not remove %d objects after its erasure: %s", item.clip_id, len(errors),
+                        errors[0])  # fmt: skip
+
     def _process(self, item: OutboxItem) -> None:
+        body = item.sidecar_body.encode("utf-8") if item.sidecar_body is not None else None
         parts = (
             _Part(item.clip_key, item.clip_path, item.kind, item.size, item.sha256),
-            _Part(item.sidecar_key, item.sidecar_path, "sidecar", None, None),
+            _Part(item.sidecar_key, item.sidecar_path, "sidecar", None, None, body),
         )
         objects = [self._ensure_uploaded(item, part) for part in parts]
         if not self.outbox.mark_done(item, objects):
-            # The owner's erasure removed the row while we uploaded: take back what we just put.
-            log.info("clip %s was erased during its upload; removing its objects", item.clip_id)
-            self.store.remove_objects([o.key for o in objects])
+            self._take_back(item)
             return
         if not self.keep_local:
             for part in parts:
@@ -194,9 +207,10 @@ class UploadWorker:
             # Keys are deterministic per clip, so on a first attempt nothing of ours can be there yet;
             # the stat (a round trip per object) is only needed when an earlier attempt may have put it
             # (or the local file is gone and the store is the only place left to look).
-            maybe_there = item.attempts > 1 or not part.path.exists()
+            local_exists = part.body is not None or part.path.exists()
+            maybe_there = item.attempts > 1 or not local_exists
             stored = self._stat(part.key) if maybe_there else None
-            if not part.path.exists():
+            if not local_exists:
                 if stored is None:
                     raise _LocalFileMissing(str(part.path))
                 info, local = stored, None  # uploaded by an earlier try that crashed after deleting the file
@@ -225,8 +239,12 @@ class UploadWorker:
 
     def _put(self, item: OutboxItem, part: _Part) -> ObjectInfo:
         content_type = _CONTENT_TYPES.get(part.path.suffix.lower(), "application/octet-stream")
-        info = self.store.put_object(part.key, part.path, content_type=content_type,
-                                     metadata={"clip-id": item.clip_id}, tags=item.tags)  # fmt: skip
+        meta = {"clip-id": item.clip_id}
+        if part.body is not None:
+            info = self.store.put_bytes(part.key, part.body, content_type=content_type, metadata=meta, tags=item.tags)
+        else:
+            info = self.store.put_object(part.key, part.path, content_type=content_type, metadata=meta,
+                                         tags=item.tags)  # fmt: skip
         if part.sha256 is not None and info.sha256 is not None and info.sha256 != part.sha256:
             # The store verified what we sent; what we sent is not what the recorder wrote (disk trouble).
             log.warning("clip %s: spool file changed since it was recorded (sha256 differs)", item.clip_id)
@@ -282,6 +300,12 @@ class UploadWorker:
 def _same_bytes(stored: ObjectInfo, part: _Part) -> bool:
     """Does the store already hold exactly the local file? sha256 when the store recorded it, else the
     single-part ETag (md5). Sizes are compared first: it is free and rules out most differences."""
+    if part.body is not None:
+        if stored.size != len(part.body):
+            return False
+        if stored.sha256 is not None:
+            return stored.sha256 == hashlib.sha256(part.body).hexdigest()
+        return stored.etag == hashlib.md5(part.body).hexdigest()
     size = part.size if part.size is not None else part.path.stat().st_size
     if stored.size != size:
         return False

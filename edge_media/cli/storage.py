@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from uploader.index import ClipIndex
 from uploader.lifecycle import apply_lifecycle
 from uploader.outbox import Outbox
 from uploader.sweeper import RetentionSweeper, SweepReport
@@ -74,9 +75,10 @@ def cmd_sync_plans(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
-    rows = ctx.db.query("SELECT COUNT(*) AS n, MIN(retain_until) AS next FROM objects")[0]
+    summary = ClipIndex(ctx.db).get_summary()
     restricted = OwnerRights(ctx.store, ctx.spool, ctx.db).restricted()
-    status = {"outbox": Outbox(ctx.db).counts(), "indexed_objects": rows["n"], "next_deadline": iso_utc(rows["next"]),
+    status = {"outbox": Outbox(ctx.db).counts(), "indexed_objects": summary.objects,
+              "next_deadline": iso_utc(summary.next_deadline),
               "spool_bytes": ctx.spool.usage_bytes(),
               "restricted_cameras": sorted(c.name for c in ctx.config.cameras if ctx.camera_hash(c.name) in restricted)}
     status["sources"] = _sources(ctx.config, set(status["restricted_cameras"]))

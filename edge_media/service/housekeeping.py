@@ -21,6 +21,7 @@ from pathlib import Path
 from recorder import Spool
 from uploader import audit
 from uploader.db import Database
+from uploader.index import ClipIndex
 from uploader.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,11 @@ class SpoolQuota:
                   "no new clips until uploads catch up", usage, self.quota)
 
     def _evict_local_copies(self, usage: int) -> int:
-        rows = self.db.query("SELECT key, local_path FROM objects WHERE local_path IS NOT NULL ORDER BY uploaded")
-        for row in rows:
+        index = ClipIndex(self.db)
+        for copy in index.list_local_copies():
             if usage <= self.quota:
                 break
-            usage -= _forget_local_copy(self.db, row["key"], Path(row["local_path"]))
+            usage -= _forget_local_copy(index, copy.key, copy.path)
         return usage
 
     def _drop_oldest(self, usage: int) -> None:
@@ -118,17 +119,17 @@ class SpoolQuota:
 def expire_local_copies(db: Database, *, keep_days: float, now: float | None = None) -> int:
     """Delete local copies of uploaded clips older than ``keep_days``; returns how many."""
     cutoff = (time.time() if now is None else now) - keep_days * 86400
-    rows = db.query("SELECT key, local_path FROM objects WHERE local_path IS NOT NULL AND uploaded < ?", (cutoff,))
-    for row in rows:
-        _forget_local_copy(db, row["key"], Path(row["local_path"]))
-    return len(rows)
+    index = ClipIndex(db)
+    copies = index.list_local_copies(uploaded_before=cutoff)
+    for copy in copies:
+        _forget_local_copy(index, copy.key, copy.path)
+    return len(copies)
 
 
-def _forget_local_copy(db: Database, key: str, path: Path) -> int:
+def _forget_local_copy(index: ClipIndex, key: str, path: Path) -> int:
     """Delete an uploaded clip's local copy and record that it is gone; returns the bytes freed."""
     freed = _unlink(path)
-    with db.tx() as conn:
-        conn.execute("UPDATE objects SET local_path = NULL WHERE key = ?", (key,))
+    index.forget_local_copy(key)
     return freed
 
 

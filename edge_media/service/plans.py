@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from uploader.index import ClipIndex
 from uploader.retention import parse_utc, retain_until
 from uploader.sweeper import retag_plan
 
@@ -20,13 +21,11 @@ log = logging.getLogger(__name__)
 def stale_owners(ctx: HubContext) -> dict[str, str]:
     """Owners whose indexed objects do not match their configured plan (name or days): owner -> plan."""
     cfg, out = ctx.config, {}
-    rows = ctx.db.query("SELECT owner, plan, MIN(wall_end) AS wall_end, MIN(retain_until) AS ru, "
-                        "COUNT(DISTINCT plan) AS plans FROM objects GROUP BY owner")
-    for row in rows:
-        plan = cfg.plan_for(row["owner"])
-        expected = retain_until(parse_utc(row["wall_end"]), cfg.plans[plan]).timestamp()
-        if row["plans"] > 1 or row["plan"] != plan or abs(expected - row["ru"]) > 1.0:
-            out[row["owner"]] = plan
+    for row in ClipIndex(ctx.db).list_owner_plans():
+        plan = cfg.plan_for(row.owner)
+        expected = retain_until(parse_utc(row.earliest_wall_end), cfg.plans[plan]).timestamp()
+        if row.plans > 1 or row.plan != plan or abs(expected - row.earliest_retain_until) > 1.0:
+            out[row.owner] = plan
     return out
 
 

@@ -2,21 +2,44 @@
 
 This is the one place that knows both the recorder's sidecar and the uploader's outbox. The
 upload itself is the worker's job; here we only decide *what* goes *where*, durably.
+
+Nothing that leaves the hub names a camera, microphone or owner: keys and tags carry the camera's
+HMAC, and the sidecar that is uploaded is a redacted copy built here from an allowlist of fields (the
+spool's own sidecar keeps the name, which the hub needs); a field added to the sidecar is not uploaded
+until someone adds it to the list below.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from recorder import ClipSidecar
-from uploader.outbox import Outbox, OutboxItem
+from uploader.outbox import OPEN_STATES, Outbox, OutboxItem
 from uploader.retention import format_utc, parse_utc, retain_until
 
 from .context import HubContext
 
 log = logging.getLogger(__name__)
+
+
+# Sidecar fields that may leave the hub as they are; "camera" (a name) is replaced by "camera_hash".
+UPLOADED_FIELDS = ("clip_id", "events", "stream_start", "stream_end", "wall_start", "wall_end", "duration_s",
+                   "size_bytes", "sha256", "model_versions", "video_codec", "audio_codec", "width", "height",
+                   "file", "container", "recovered", "schema")
+REDACTED_FIELDS = ("camera",)
+UPLOADED_EVENT_FIELDS = ("label", "score", "start", "last_seen", "end", "continued")
+
+
+def upload_sidecar(sidecar: ClipSidecar, cam_hash: str) -> str:
+    """The JSON uploaded beside the clip: the sidecar's allowed fields and the camera's hash, no names."""
+    data: dict[str, Any] = {name: value for name, value in sidecar.to_dict().items() if name in UPLOADED_FIELDS}
+    data["events"] = [{k: e[k] for k in UPLOADED_EVENT_FIELDS if k in e} for e in data.get("events", [])]
+    data["camera_hash"] = cam_hash
+    return json.dumps(data, indent=2, sort_keys=True)
 
 
 def clip_keys(sidecar: ClipSidecar, cam_hash: str) -> tuple[str, str]:
@@ -55,7 +78,8 @@ class ClipPublisher:
             clip_id=sidecar.clip_id, owner=owner, camera_hash=cam_hash, clip_path=path,
             sidecar_path=self.ctx.spool.sidecar_path(sidecar.clip_id), clip_key=clip_key,
             sidecar_key=sidecar_key, tags=tags, plan=plan, size=sidecar.size_bytes, sha256=sidecar.sha256,
-            wall_end=sidecar.wall_end, retain_until=parse_utc(tags["retain-until"]).timestamp())
+            wall_end=sidecar.wall_end, retain_until=parse_utc(tags["retain-until"]).timestamp(),
+            sidecar_body=upload_sidecar(sidecar, cam_hash))
 
     def submit(self, path: Path, sidecar: ClipSidecar) -> None:
         """The recorder's ``on_clip``: queue the clip for upload (exactly once)."""
@@ -71,6 +95,9 @@ class ClipPublisher:
             known = self.outbox.get(sidecar.clip_id)
             if known is None:
                 queued += self.outbox.enqueue(self.item_for(path, sidecar))
+            elif known.state in OPEN_STATES and known.sidecar_body is None:
+                # Queued by a version that uploaded the spool's sidecar as it is (with the camera's name).
+                self.outbox.set_sidecar_body(sidecar.clip_id, upload_sidecar(sidecar, known.camera_hash))
             elif known.state in ("done", "dropped") and not self.keep_local:
                 self.ctx.spool.remove(sidecar.clip_id)  # a crash came between mark-done and delete
         if queued:
