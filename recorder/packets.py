@@ -28,7 +28,7 @@ class MediaPacket:
     size: int
 
     @classmethod
-    def wrap(cls, packet: av.Packet, *, is_video: bool, time: float, wall: float) -> "MediaPacket":
+    def wrap(cls, packet: av.Packet, *, is_video: bool, time: float, wall: float) -> MediaPacket:
         return cls(
             packet=packet,
             stream_index=packet.stream_index,

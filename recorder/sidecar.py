@@ -10,7 +10,7 @@ import os
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +45,8 @@ class ClipSidecar:
     container: str = "mp4"  # FFmpeg muxer of ``file``: "mp4", or "matroska" for codecs MP4 cannot hold
 
     @classmethod
-    def for_clip(cls, written: "WrittenClip", *, clip_id: str, camera: str, events: list[Event],
-                 model_versions: dict[str, str], recovered: bool = False) -> "ClipSidecar":
+    def for_clip(cls, written: WrittenClip, *, clip_id: str, camera: str, events: list[Event],
+                 model_versions: dict[str, str], recovered: bool = False) -> ClipSidecar:
         """Describe a finished clip; the file name is ``<clip_id>.<ext>`` (the spool's layout)."""
         return cls(
             clip_id=clip_id, camera=camera, events=list(events),
@@ -62,7 +62,7 @@ class ClipSidecar:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ClipSidecar":
+    def from_dict(cls, data: dict[str, Any]) -> ClipSidecar:
         if data.get("schema") != SCHEMA:
             raise ValueError(f"unsupported sidecar schema {data.get('schema')!r}")
         fields = dict(data)
@@ -74,20 +74,20 @@ class ClipSidecar:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ClipSidecar":
+    def from_json(cls, text: str) -> ClipSidecar:
         return cls.from_dict(json.loads(text))
 
     def write_atomic(self, path: Path | str) -> None:
         write_text_atomic(Path(path), self.to_json())
 
     @classmethod
-    def read(cls, path: Path | str) -> "ClipSidecar":
+    def read(cls, path: Path | str) -> ClipSidecar:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 
 def iso_utc(wall: float) -> str:
     """Epoch seconds → ``2026-11-29T16:56:00.123Z``."""
-    dt = datetime.fromtimestamp(wall, tz=timezone.utc)
+    dt = datetime.fromtimestamp(wall, tz=UTC)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

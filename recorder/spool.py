@@ -18,8 +18,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from recorder.formats import CLIP_EXTENSIONS, MP4
 from recorder.events import Event
+from recorder.formats import CLIP_EXTENSIONS, MP4
 from recorder.sidecar import ClipSidecar, fsync_dir, write_text_atomic
 from recorder.writer import ClipWriteError, WrittenClip, remux_file
 

@@ -239,10 +239,10 @@ def fsync_and_hash(path: Path) -> tuple[int, str]:
 def remux_file(src: Path | str, dst: Path | str, *, wall_start: float, time_start: float = 0.0) -> WrittenClip | None:
     """Remux whatever PyAV can read of ``src`` into a complete clip at ``dst``.
 
-    Used to salvage a clip cut short by a crash (a camera's, or a microphone's audio-only one): a
-    fragmented MP4 is readable up to its last complete fragment. Stream times restart at ``time_start`` and wall times at ``wall_start``
-    (the originals are not in the file). Returns None (and leaves no ``dst``) if no video keyframe
-    (for audio-only clips: no packet) could be read.
+    Used to salvage a clip cut short by a crash (a camera's, or a microphone's audio-only one): a fragmented
+    MP4 is readable up to its last complete fragment. Stream times restart at ``time_start`` and wall times at
+    ``wall_start`` (the originals are not in the file). Returns None (and leaves no ``dst``) if no video
+    keyframe (for audio-only clips: no packet) could be read.
     """
     try:
         source = av.open(str(src), "r")

@@ -6,9 +6,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from uploader.db import Database  # noqa: E402
+from uploader.db import Database
 
-from media import make_source  # noqa: E402
+from media import make_source
 
 pytest_plugins = ["s3_fixtures"]
 

@@ -12,7 +12,8 @@ import av
 from edge_media.tools.samples import MovingBox, VideoSpec, background, luma_frames, make_video
 from recorder import MediaPacket
 
-__all__ = ["WALL0", "MovingBox", "VideoSpec", "background", "demux", "luma_frames", "make_source", "make_video", "read_clip"]
+__all__ = ["WALL0", "MovingBox", "VideoSpec", "background", "demux", "luma_frames", "make_source", "make_video",
+           "read_clip"]
 
 WALL0 = 1_790_000_000.0
 

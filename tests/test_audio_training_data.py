@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "audio_events"))
 
-import negatives  # noqa: E402
-import synth  # noqa: E402
+import negatives
+import synth
 
 N = 15600
 

@@ -51,7 +51,7 @@ def test_every_error_class_derives_from_one_domain_base():
     found = []
     for package in (edge_media, recorder, uploader):
         for module in _modules(package):
-            for name, cls in inspect.getmembers(module, inspect.isclass):
+            for _name, cls in inspect.getmembers(module, inspect.isclass):
                 if issubclass(cls, BaseException) and cls.__module__ == module.__name__:
                     found.append(cls)
     bad = [f"{c.__module__}.{c.__qualname__}" for c in found

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from edge_media.config import (
     AudioConfig,
@@ -122,7 +122,7 @@ def test_s3_backend_and_tls_default() -> None:
 
 def test_config_is_frozen() -> None:
     config = parse_config("")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         config.service.detect_threads = 4  # type: ignore[misc]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ def test_round_trip_with_tags_metadata_and_checksum(store: LocalStore, tmp_path:
     data = b"clip bytes " * 100_000  # > 1 chunk
     src = tmp_path / "clip.mp4"
     src.write_bytes(data)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     info = store.put_object(
         "cam/2024/clip.mp4",
         src,

@@ -88,7 +88,8 @@ def test_paired_microphone_records_the_cameras_clip(tmp_path, alarm_wav):
     svc.run()
     svc.close()
     [sc] = sidecars(tmp_path)
-    assert sc["camera_hash"] == svc.ctx.camera_hash("hallcam") and sc["width"] == 640, "the camera's video clip holds the audio event"
+    assert sc["camera_hash"] == svc.ctx.camera_hash("hallcam") and sc["width"] == 640, \
+        "the camera's video clip holds the audio event"
     [ev] = sc["events"]
     assert ev["label"] == "smoke_co_alarm" and abs(ev["start"] - onset) <= 1.0
     assert sc["stream_start"] <= max(0.0, ev["start"] - 2.0) + 0.1, "video pre-roll from the camera's ring"

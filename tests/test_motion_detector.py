@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import av
 import cv2
@@ -34,7 +34,10 @@ def gray_frames(path: Path, fps: float = DETECT_FPS, width: int = 320
             yield t, cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def run_video(path: Path, settings: MotionSettings = MotionSettings()) -> list[MotionResult]:
+DEFAULT_SETTINGS = MotionSettings()
+
+
+def run_video(path: Path, settings: MotionSettings = DEFAULT_SETTINGS) -> list[MotionResult]:
     detector = MotionDetector()
     detector.add_camera("cam", SHAPE, settings)
     return [detector.detect([("cam", t, g)])[0] for t, g in gray_frames(path)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def make_item(spool: Path, clip_id: str, *, owner: str = "alice", data: bytes = 
     spool.mkdir(parents=True, exist_ok=True)
     clip, sidecar = spool / f"{clip_id}.mp4", spool / f"{clip_id}.json"
     clip.write_bytes(data)
-    sidecar.write_text('{"clip_id": "%s"}' % clip_id)
+    sidecar.write_text(json.dumps({"clip_id": clip_id}))
     base = f"clips/cam1/2024/01/02/{clip_id}"
     return OutboxItem(
         clip_id=clip_id, owner=owner, camera_hash="cam1", clip_path=clip, sidecar_path=sidecar,

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ def test_round_trip_with_tags_metadata_and_checksum(s3_store: S3Store, tmp_path:
     data = os.urandom(300_000)
     src = tmp_path / "clip.mp4"
     src.write_bytes(data)
-    before = datetime.now(timezone.utc) - timedelta(seconds=2)  # server clock granularity is 1 s
+    before = datetime.now(UTC) - timedelta(seconds=2)  # server clock granularity is 1 s
     meta = {"camera-hash": "ab12", "clip-id": "c1"}
     info = s3_store.put_object("clips/ab12/2024/clip.mp4", src, content_type="video/mp4", metadata=meta, tags=TAGS)
     assert isinstance(info, ObjectInfo)

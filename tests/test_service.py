@@ -101,7 +101,8 @@ def test_clip_has_pre_roll_from_keyframe_post_roll_and_exact_packets(tmp_path, w
     # Sidecar matches the object; tags carry the plan deadline and no camera name.
     data = clip_path.read_bytes()
     assert sc["sha256"] == hashlib.sha256(data).hexdigest() and sc["size_bytes"] == len(data)
-    assert sc["camera_hash"] == svc.ctx.camera_hash("porch") and sc["model_versions"]["motion"] == svc.detector.model_version
+    assert sc["camera_hash"] == svc.ctx.camera_hash("porch")
+    assert sc["model_versions"]["motion"] == svc.detector.model_version
     assert parse_utc(tags["retain-until"]) - parse_utc(sc["wall_end"]) == pytest.approx(
         timedelta(days=30), abs=timedelta(seconds=1))
     assert tags["plan"] == "plus" and tags["kind"] == "clip" and tags["event"] == "motion"

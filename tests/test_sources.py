@@ -114,7 +114,7 @@ class _FileHandler(http.server.BaseHTTPRequestHandler):
         self.payload = payload
         super().__init__(*args, **kwargs)
 
-    def do_GET(self):  # noqa: N802 (http.server API)
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "video/mp2t")
         self.send_header("Content-Length", str(len(self.payload)))

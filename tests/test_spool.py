@@ -34,7 +34,8 @@ def decoded_frames(path: Path) -> int:
 
 def sample_sidecar(clip_id: str = "20261129T165600Z-0123abcd") -> ClipSidecar:
     return ClipSidecar(
-        clip_id=clip_id, camera="porch", events=[Event("person", 0.91, start=5.0, last_seen=6.0, end=7.5), Event("bark", 0.6, start=6.0, last_seen=6.5)],
+        clip_id=clip_id, camera="porch", events=[Event("person", 0.91, start=5.0, last_seen=6.0, end=7.5),
+                                           Event("bark", 0.6, start=6.0, last_seen=6.5)],
         stream_start=3.0, stream_end=9.0, wall_start="2026-11-29T16:56:00.000Z", wall_end="2026-11-29T16:56:06.000Z",
         duration_s=6.0, size_bytes=1234, sha256="ab" * 32, model_versions={"motion": "3", "audio": "1.2"},
         video_codec="h264", audio_codec=None, width=640, height=360, file=f"{clip_id}.mp4")

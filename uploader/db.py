@@ -1,11 +1,11 @@
 """The uploader's durable state: one SQLite file (WAL), one schema, written in transactions.
 
 Outbox, clip index and audit log share a database so that "uploaded" and "indexed" (or "erased" and
-"forgotten") commit in one transaction: a crash leaves either both or neither. Other packages may keep
-their own tables in the same file (the privacy package's restrictions), created by their own code;
-nobody outside this package writes the tables below. ``synchronous=NORMAL`` (WAL): a process crash loses nothing; a power cut may lose the last
-commits, and the design makes that harmless — a lost "enqueued" is re-found in the spool at start-up,
-a lost "done" is retried and the worker's stat-before-put finds the object already there. FULL cost
+"forgotten") commit in one transaction: a crash leaves either both or neither. Other packages may keep their
+own tables in the same file (the privacy package's restrictions), created by their own code; nobody outside
+this package writes the tables below. ``synchronous=NORMAL`` (WAL): a process crash loses nothing; a power cut
+may lose the last commits, and the design makes that harmless — a lost "enqueued" is re-found in the spool at
+start-up, a lost "done" is retried and the worker's stat-before-put finds the object already there. FULL cost
 an fsync per commit, which measured as a third of the outbox's time per clip.
 """
 

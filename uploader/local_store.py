@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, Protocol
@@ -287,7 +287,7 @@ def _new_record(
         "content_type": content_type or DEFAULT_CONTENT_TYPE,
         "metadata": validate_metadata(metadata),
         "tags": validate_tags(tags),
-        "last_modified": datetime.now(timezone.utc).isoformat(),
+        "last_modified": datetime.now(UTC).isoformat(),
     }
 
 

@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO, TypeVar
@@ -196,7 +196,7 @@ class S3Store(ObjectStore):
     def stat_object(self, key: str) -> ObjectInfo:
         validate_key(key)
         obj = self._call(lambda: self._client.stat_object(self.bucket, key), key=key)
-        return _info_from_headers(key, obj.metadata)
+        return _info_from_headers(key, obj.metadata or {})
 
     def get_tags(self, key: str) -> dict[str, str]:
         validate_key(key)
@@ -247,7 +247,7 @@ class S3Store(ObjectStore):
                         if exc.code == NO_SUCH_KEY:
                             continue  # removed while we were listing
                         raise
-                modified = obj.last_modified or datetime.now(timezone.utc)
+                modified = obj.last_modified or datetime.now(UTC)
                 # A listing carries no user metadata or content type (and so no sha256).
                 yield _info(obj.object_name, obj.size or 0, obj.etag, None, modified, "", {}, tags)
 
@@ -267,8 +267,8 @@ class S3Store(ObjectStore):
             # What fput_object does, but with the size we hashed; a fresh stream per attempt (_call may retry).
             with open_src() as src:
                 result = self._client.put_object(
-                    self.bucket, key, src, digest.size, content_type=content_type, metadata=meta,
-                    tags=_to_tags(clean_tags), part_size=self.part_size,
+                    self.bucket, key, src, digest.size, content_type=content_type, metadata=dict(meta),
+                    tags=_to_tags(clean_tags) if clean_tags else None, part_size=self.part_size,
                 )  # fmt: skip
                 return result.etag
 
@@ -281,7 +281,7 @@ class S3Store(ObjectStore):
             if etag != digest.md5:
                 raise StoreError(BAD_DIGEST, "server ETag is not the md5 of the bytes sent; re-put", key=key)
             user_meta = {k: v for k, v in meta.items() if k != SHA256_META}
-            now = datetime.now(timezone.utc)  # a PUT response carries no Last-Modified
+            now = datetime.now(UTC)  # a PUT response carries no Last-Modified
             return _info(key, digest.size, etag, digest.sha256, now, content_type, user_meta, tags)
         stat = self.stat_object(key)
         if etag != digest.multipart_etag or stat.size != digest.size or stat.sha256 != digest.sha256:
@@ -366,9 +366,7 @@ def _http_client(connect_timeout: float, read_timeout: float) -> urllib3.PoolMan
     )
 
 
-def _to_tags(tags: Mapping[str, str]) -> Tags | None:
-    if not tags:
-        return None
+def _to_tags(tags: Mapping[str, str]) -> Tags:
     out = Tags(for_object=True)
     for name, value in tags.items():
         out[name] = value
@@ -380,7 +378,7 @@ def _info_from_headers(key: str, headers: Mapping[str, str]) -> ObjectInfo:
     meta = {k.lower()[len(_META_PREFIX) :]: v for k, v in headers.items() if k.lower().startswith(_META_PREFIX)}
     sha256 = meta.pop(SHA256_META, None)
     modified = headers.get("last-modified")
-    when = from_http_header(modified) if modified else datetime.now(timezone.utc)
+    when = from_http_header(modified) if modified else datetime.now(UTC)
     size, content_type = int(headers.get("content-length") or 0), headers.get("content-type") or DEFAULT_CONTENT_TYPE
     return _info(key, size, headers.get("etag"), sha256, when, content_type, meta, None)
 

@@ -208,7 +208,7 @@ class RetentionSweeper:
             fn()
         except StoreError as exc:  # server down, credentials revoked: try again next interval
             log.warning("retention %s failed (%s); retrying in %.0f s", what, exc, self.interval_s)
-        except Exception:  # noqa: BLE001 - a dead sweeper thread would silently break the deletion promise
+        except Exception:
             log.exception("retention %s failed unexpectedly; retrying in %.0f s", what, self.interval_s)
 
 

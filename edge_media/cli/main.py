@@ -122,7 +122,8 @@ def _print_report(report) -> None:
     print(f"{d['path']}: {d['duration_s']:.1f} s analysed in {d['elapsed_s']:.2f} s "
           f"({d['speed_x_realtime']}x real time), {d['frames_detected']} frames checked, "
           f"{d['decode_errors']} decode errors, motion model {d['motion_model']}, "
-          f"audio model {d['audio_model'] or '-'} ({d['audio_windows_inferred']}/{d['audio_windows']} windows inferred)")
+          f"audio model {d['audio_model'] or '-'} "
+          f"({d['audio_windows_inferred']}/{d['audio_windows']} windows inferred)")
     if not d["events"]:
         print("no events")
         return

@@ -77,11 +77,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
     summary = ClipIndex(ctx.db).get_summary()
     restricted = OwnerRights(ctx.store, ctx.spool, ctx.db).restricted()
+    restricted_cameras = sorted(c.name for c in ctx.config.cameras if ctx.camera_hash(c.name) in restricted)
     status = {"outbox": Outbox(ctx.db).counts(), "indexed_objects": summary.objects,
-              "next_deadline": iso_utc(summary.next_deadline),
-              "spool_bytes": ctx.spool.usage_bytes(),
-              "restricted_cameras": sorted(c.name for c in ctx.config.cameras if ctx.camera_hash(c.name) in restricted)}
-    status["sources"] = _sources(ctx.config, set(status["restricted_cameras"]))
+              "next_deadline": iso_utc(summary.next_deadline), "spool_bytes": ctx.spool.usage_bytes(),
+              "restricted_cameras": restricted_cameras, "sources": _sources(ctx.config, set(restricted_cameras))}
     if args.json:
         print_json(status)
     else:

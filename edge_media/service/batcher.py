@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class Batcher(Generic[T]):
-    def __init__(self, name: str, process: Callable[[list[T]], None], *, max_batch: int = 16,
+    def __init__(self, name: str, process: Callable[[list[T]], object], *, max_batch: int = 16,
                  queue_size: int = 64) -> None:
         self.name, self.process, self.max_batch = name, process, max_batch
         self._queue: queue.Queue[T | None] = queue.Queue(queue_size)

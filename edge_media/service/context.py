@@ -10,7 +10,7 @@ from recorder import Spool
 from uploader import ObjectStore
 from uploader.db import Database
 
-from ..config import Config
+from ..config import CameraConfig, Config, MicrophoneConfig
 from ..errors import EXIT_USAGE, EdgeMediaError
 from ..privacy import OwnerScope
 from ..privacy.identity import camera_hash, load_or_create_secret
@@ -49,12 +49,13 @@ class HubContext:
 
     def scope(self, owner: str) -> OwnerScope:
         """Every source (camera or microphone) of ``owner``, by name and hash."""
-        sources = [*self.config.cameras, *self.config.microphones]
+        sources: list[CameraConfig | MicrophoneConfig] = [*self.config.cameras, *self.config.microphones]
         return OwnerScope(owner, {s.name: self.camera_hash(s.name) for s in sources if s.owner == owner})
 
     def owner_of(self, source: str) -> str:
         """Owner of a camera or microphone; a source since removed from the config keeps the default."""
-        for s in [*self.config.cameras, *self.config.microphones]:
+        sources: list[CameraConfig | MicrophoneConfig] = [*self.config.cameras, *self.config.microphones]
+        for s in sources:
             if s.name == source:
                 return s.owner
         return "owner"

@@ -200,7 +200,7 @@ class Service:
     def wait(self, poll_s: float = 0.5) -> None:
         """Block until stopped, or until every (non-looping file) camera has ended."""
         while not self.stop_event.wait(poll_s):
-            if not any(w.alive for w in [*self.workers, *self.mics]):
+            if not any(w.alive for w in self.workers) and not any(m.alive for m in self.mics):
                 return
 
     def run(self) -> None:
@@ -219,8 +219,10 @@ class Service:
         """Cameras finish their clips, detection drains, then uploads get ``upload_drain_s`` to
         catch up; whatever is left stays queued on disk for the next start."""
         self.stop_event.set()
-        for w in [*self.workers, *self.mics]:
+        for w in self.workers:
             w.join(15)
+        for m in self.mics:
+            m.join(15)
         self.queues.stop()
         self._drain_uploads(upload_drain_s)
         self.uploader.stop()

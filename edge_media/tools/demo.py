@@ -86,7 +86,8 @@ def _run(workdir: Path, video: Path, backend: str, s3_table: str) -> DemoResult:
     config = load_config(cfg_path)
     service = Service(config)
     service.run()
-    where = str(config.store_path) if backend == "local" else f"s3://edge-media-demo at {config.storage.s3.endpoint}"
+    s3 = config.storage.s3
+    where = str(config.store_path) if backend == "local" or s3 is None else f"s3://edge-media-demo at {s3.endpoint}"
     clips = []
     for info in service.store.list_objects("clips/", with_tags=True):
         if info.key.endswith(".mp4"):

@@ -1,9 +1,9 @@
 """In-graph audio front end: waveform [N, 15600] -> log-mel [N, 95, 64] as an opset-17 ONNX graph.
 
-DFT (n_fft 512, hop 160, periodic Hann, no centre padding; computed as one strided Conv) -> magnitude -> MelWeightMatrix (64 bands,
-125-7500 Hz) -> log(mel + 1e-3). The same graph computes the training features (through onnxruntime)
-and sits in front of the classifier in the shipped model, so train and run time see identical
-features.
+DFT (n_fft 512, hop 160, periodic Hann, no centre padding; computed as one strided Conv) -> magnitude ->
+MelWeightMatrix (64 bands, 125-7500 Hz) -> log(mel + 1e-3). The same graph computes the training features
+(through onnxruntime) and sits in front of the classifier in the shipped model, so train and run time see
+identical features.
 """
 from __future__ import annotations
 

@@ -45,7 +45,8 @@ def _adsr(n: int, attack_s: float, decay_s: float, sustain: float, release_s: fl
 def _note(f0: float, n: int, timbre: str, rng: np.random.Generator) -> np.ndarray:
     """One note of ``n`` samples with a timbre's partials and envelope (no aliasing above 7.9 kHz)."""
     t = np.arange(n) / SR
-    vib = 1 + (rng.uniform(0.002, 0.008) * np.sin(2 * np.pi * rng.uniform(4, 7) * t) if timbre in ("flute", "string") else 0)
+    vibrato = timbre in ("flute", "string")
+    vib = 1 + (rng.uniform(0.002, 0.008) * np.sin(2 * np.pi * rng.uniform(4, 7) * t) if vibrato else 0)
     phase = 2 * np.pi * f0 * np.cumsum(np.broadcast_to(vib, t.shape)) / SR
     if timbre == "bell":
         ratios, amps, decays = _BELL_PARTIALS, 1 / (1 + np.arange(len(_BELL_PARTIALS))) ** 0.5, None
@@ -156,7 +157,8 @@ def bells(n: int, rng: np.random.Generator) -> np.ndarray:
         offset = rng.uniform(-0.6, 0.3)
     elif kind == 1:
         base = rng.uniform(600, 1800)
-        hits = [(rng.uniform(0, n / SR), base * rng.choice([1, 1.125, 1.25, 1.5, 1.68, 2.0])) for _ in range(rng.integers(3, 10))]
+        hits = [(rng.uniform(0, n / SR), base * rng.choice([1, 1.125, 1.25, 1.5, 1.68, 2.0]))
+                for _ in range(rng.integers(3, 10))]
         offset = 0.0
     else:
         base = rng.uniform(700, 2000)
@@ -182,7 +184,8 @@ def telephone(n: int, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         f = rng.uniform(700, 1400)
         strike = 0.5 * (1 + np.sign(np.sin(2 * np.pi * rng.uniform(16, 25) * t)))
-        x = sum(np.sin(2 * np.pi * f * r * t) / (1 + i) for i, r in enumerate(_BELL_PARTIALS[1:6])) * (0.3 + 0.7 * strike)
+        x = sum(np.sin(2 * np.pi * f * r * t) / (1 + i) for i, r in enumerate(_BELL_PARTIALS[1:6]))
+        x = x * (0.3 + 0.7 * strike)
     else:
         f1, f2 = rng.choice([(440, 480), (400, 450), (1000, 1250), (950, 1400)])
         x = np.sin(2 * np.pi * f1 * t) + np.sin(2 * np.pi * f2 * t)

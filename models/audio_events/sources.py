@@ -69,7 +69,8 @@ PACKAGES = [
     Package("lincity-ng-data", "train", ("/usr/share/games/lincity-ng/sounds/",), "GPL-2+"),
     Package("hedgewars-data", "train", ("/usr/share/games/hedgewars/Data/Sounds/",
                                         "/usr/share/games/hedgewars/Data/Music/"), "GFDL-1.3", 30.0),
-    Package("freeciv-data", "train", ("/usr/share/games/freeciv/stdsounds/", "/usr/share/games/freeciv/stdmusic/",), "GPL-2+"),
+    Package("freeciv-data", "train", ("/usr/share/games/freeciv/stdsounds/", "/usr/share/games/freeciv/stdmusic/"),
+            "GPL-2+"),
     Package("colobot-common-sounds", "train", ("/usr/share/games/colobot/sounds/", "/usr/share/games/colobot/music/"),
             "GPL-3+", 30.0),
     Package("oxygen-sounds", "train", ("/usr/share/sounds/",), "LGPL-3.0-or-later"),
@@ -326,7 +327,7 @@ def load_audio(path: str, max_seconds: float | None = None) -> np.ndarray:
 
 # --- licences from machine-readable (DEP-5) copyright files ------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dep5_stanzas(pkg: str) -> list[tuple[list[str], str]]:
     path = f"/usr/share/doc/{pkg}/copyright"
     if not os.path.exists(path):
@@ -392,7 +393,7 @@ def collect() -> list[Clip]:
         if c.split == "train":
             by_label.setdefault(c.label, []).append(c)
     val_paths = set()
-    for label, group in by_label.items():
+    for group in by_label.values():
         ranked = sorted(group, key=lambda c: _stable_hash(c.path))
         k = max(1 if len(group) >= 3 else 0, round(0.2 * len(group)))
         val_paths.update(c.path for c in ranked[:k])
@@ -438,7 +439,7 @@ def espeak_clips(seed: int, count: int, workdir: str) -> list[tuple[str, np.ndar
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):
-        voice = VOICES[rng.integers(len(VOICES))] + ("+f%d" % rng.integers(1, 5) if rng.random() < 0.5 else "")
+        voice = VOICES[rng.integers(len(VOICES))] + (f"+f{rng.integers(1, 5)}" if rng.random() < 0.5 else "")
         text = SENTENCES[rng.integers(len(SENTENCES))]
         wav = os.path.join(workdir, f"espeak_{seed}_{i}.wav")
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.integers(120, 200))),
