@@ -31,6 +31,7 @@ class FileMic:
         self.path, self.realtime = path, realtime
         self.start_wall: float | None = None
         self.ended = False
+        self.on_block: Callable[[AudioBlock], None] | None = None  # the test acting while the device plays
 
     def start(self) -> None:
         self.blocks = iter(AudioFileSource(self.path, block_samples=1600))
@@ -47,8 +48,6 @@ class FileMic:
         if self.on_block is not None:
             self.on_block(block)
         return block
-
-    on_block: Callable[[AudioBlock], None] | None = None  # the test acting while the device plays
 
     def stop(self) -> None:
         pass
@@ -151,6 +150,24 @@ def test_a_restricted_microphone_records_nothing(tmp_path, alarm_wav, capsys):
     assert main(["storage", "unrestrict", "--config", str(cfg), "--camera", "hall"]) == 0
     lifted = status(cfg, capsys)
     assert lifted["restricted_microphones"] == [] and lifted["sources"][0]["state"] == "enabled"
+
+
+def test_a_restricted_paired_microphone_gives_its_camera_no_events(tmp_path, alarm_wav, capsys):
+    """Regression: restricting a microphone paired with a camera did nothing: its alarm still opened the
+    camera's clip. The camera itself is not restricted, and its own detection goes on."""
+    video = make_video(tmp_path / "cam.mp4", VideoSpec(duration_s=10, noise_sigma=2.0))
+    cams = f'[[cameras]]\nname = "hallcam"\nrecord_url = "{video}"\nrealtime = true\n'
+    mic = '[[microphones]]\nname = "hall"\ncamera = "hallcam"\n'
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(hub_config(tmp_path, cams, mic))
+    assert main(["storage", "restrict", "--config", str(cfg), "--camera", "hall"]) == 0
+    assert status(cfg, capsys)["restricted_cameras"] == [], "the camera stays unrestricted"
+    svc = service_with_mic(tmp_path, cams, mic, FileMic(alarm_wav[0], realtime=True), config=cfg)
+    svc.run()
+    camera = svc.workers[0].pipeline
+    svc.close()
+    assert not camera.restricted and camera.stream_time_of(time.time()) is not None, "the camera ran"
+    assert sidecars(tmp_path) == [], "the alarm heard by the restricted microphone opened no camera clip"
 
 
 def test_restricting_a_recording_microphone_finishes_its_clip_and_lifting_it_resumes(tmp_path, two_alarms_wav):
