@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from edge_media.tools.samples import MovingBox, VideoSpec, background, luma_frames, make_video
 from recorder import MediaPacket
 
 __all__ = ["WALL0", "MovingBox", "VideoSpec", "background", "demux", "luma_frames", "make_source", "make_video",
-           "read_clip"]
+           "raw_h264", "read_clip", "tiny_video"]
 
 WALL0 = 1_790_000_000.0
 
@@ -31,7 +33,6 @@ def demux(path: Path) -> Iterator[tuple[dict[int, av.stream.Stream], list[MediaP
             packets.append(MediaPacket.wrap(pkt, is_video=streams[pkt.stream_index].type == "video",
                                             time=t, wall=WALL0 + t))
         yield streams, packets
-
 
 
 def read_clip(path: Path) -> dict:
@@ -58,3 +59,30 @@ def make_source(root: Path, suffix: str = ".mp4", width: int = 640, height: int 
     spec = VideoSpec(width=width, height=height, duration_s=10.0, gop=30, fps=15, audio=True,
                      boxes=[MovingBox(2, 4)])
     return make_video(root / f"source{suffix}", spec)
+
+
+def raw_h264(src: Path, dest: Path) -> Path:
+    """The video of ``src`` as a raw Annex-B .h264 stream: no container, no timestamps."""
+    with av.open(str(src)) as inp, av.open(str(dest), "w", format="h264") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for pkt in inp.demux(inp.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = stream
+                out.mux(pkt)
+    return dest
+
+
+def tiny_video(path: Path, width: int, height: int, frames: int = 10) -> Path:
+    """A real H.264 file of ``width`` x ``height`` (yuv444p allows odd sizes such as 1x1)."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=15)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv444p"
+        for i in range(frames):
+            rgb = np.full((height, width, 3), i * 20 % 256, np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
+            frame.pts, frame.time_base = i, Fraction(1, 15)
+            for pkt in vs.encode(frame):
+                out.mux(pkt)
+        for pkt in vs.encode(None):
+            out.mux(pkt)
+    return path

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import av
 import pytest
-from test_sources import raw_h264, tiny_video
 
 from edge_media.config import parse_config
 from edge_media.service.hub import NothingToRun, Service
 from uploader import LocalStore, ObjectInfo, StoreError
 from uploader.s3_store import CONNECTION_ERROR
 
-from media import MovingBox, VideoSpec, make_video
+from media import MovingBox, VideoSpec, make_video, raw_h264, tiny_video
 
 CLI = [sys.executable, "-m", "edge_media"]
 

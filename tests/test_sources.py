@@ -26,7 +26,7 @@ from edge_media.sources import (
 )
 from recorder.packets import MediaPacket
 
-from media import MovingBox, VideoSpec, make_video
+from media import MovingBox, VideoSpec, make_video, raw_h264, tiny_video
 
 
 @pytest.fixture(scope="module")
@@ -228,39 +228,6 @@ class CountingStop(threading.Event):
         if len(self.waits) >= self.limit:
             self.set()
         return self.is_set()
-
-
-def raw_h264(src: Path, dest: Path) -> Path:
-    """The video of ``src`` as a raw Annex-B .h264 stream: no container, no timestamps."""
-    import av
-
-    with av.open(str(src)) as inp, av.open(str(dest), "w", format="h264") as out:
-        stream = out.add_stream_from_template(inp.streams.video[0])
-        for pkt in inp.demux(inp.streams.video[0]):
-            if pkt.dts is not None:
-                pkt.stream = stream
-                out.mux(pkt)
-    return dest
-
-
-def tiny_video(path: Path, width: int, height: int, frames: int = 10) -> Path:
-    """A real H.264 file of ``width`` x ``height`` (yuv444p allows odd sizes such as 1x1)."""
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=15)
-        vs.width, vs.height, vs.pix_fmt = width, height, "yuv444p"
-        for i in range(frames):
-            rgb = np.full((height, width, 3), i * 20 % 256, np.uint8)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
-            frame.pts, frame.time_base = i, Fraction(1, 15)
-            for pkt in vs.encode(frame):
-                out.mux(pkt)
-        for pkt in vs.encode(None):
-            out.mux(pkt)
-    return path
 
 
 def test_looping_raw_h264_is_timed_from_its_frame_rate_and_reopened_only_after_backoff(ts_file, tmp_path, caplog):

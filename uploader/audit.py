@@ -1,4 +1,5 @@
-"""Append-only audit log (in the uploader database): deletions, erasures, exports, re-tags, drops."""
+"""Append-only audit log (in the uploader database): deletions, erasures, exports, re-tags, drops,
+restrictions and refusals. Every ``action`` written anywhere is listed on :class:`AuditEntry`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from .db import Database
 @dataclass(frozen=True)
 class AuditEntry:
     at: float
-    action: str  # delete | reconcile-delete | erase | export | retag | drop | restrict | unrestrict
+    # delete | reconcile-delete (sweeper) | erase | export | restrict | unrestrict (owner rights)
+    # | retag (plan change) | drop (drop-oldest quota) | refuse (stop-recording quota: a clip not
+    # started or cut short, of a camera or microphone named by hash in ``detail``)
+    action: str
     key: str | None
     owner: str | None
     deadline: float | None

@@ -76,11 +76,16 @@ def cmd_sync_plans(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
     summary = ClipIndex(ctx.db).get_summary()
-    restricted = OwnerRights(ctx.store, ctx.spool, ctx.db).restricted()
-    restricted_cameras = sorted(c.name for c in ctx.config.cameras if ctx.camera_hash(c.name) in restricted)
-    status = {"outbox": Outbox(ctx.db).counts(), "indexed_objects": summary.objects,
-              "next_deadline": iso_utc(summary.next_deadline), "spool_bytes": ctx.spool.usage_bytes(),
-              "restricted_cameras": restricted_cameras, "sources": _sources(ctx.config, set(restricted_cameras))}
+    hashes = OwnerRights(ctx.store, ctx.spool, ctx.db).restricted()
+    names = [c.name for c in ctx.config.cameras] + [m.name for m in ctx.config.microphones]
+    restricted = {name for name in names if ctx.camera_hash(name) in hashes}
+    status = {
+        "outbox": Outbox(ctx.db).counts(), "indexed_objects": summary.objects,
+        "next_deadline": iso_utc(summary.next_deadline), "spool_bytes": ctx.spool.usage_bytes(),
+        # Two lists, not one: scripts read restricted_cameras as cameras only, as before microphones could be.
+        "restricted_cameras": sorted(c.name for c in ctx.config.cameras if c.name in restricted),
+        "restricted_microphones": sorted(m.name for m in ctx.config.microphones if m.name in restricted),
+        "sources": _sources(ctx.config, restricted)}
     if args.json:
         print_json(status)
     else:

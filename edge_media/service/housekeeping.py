@@ -65,8 +65,8 @@ class SpoolQuota:
     def _refuse(self, owner: str, source: str, source_hash: str, what: str) -> None:
         self.refused += 1
         detail = f"spool over quota ({self.policy}): {what}"
-        with self.db.tx() as conn:  # the audit names the camera by hash, like every other entry
-            audit.record(conn, "refuse", owner=owner, detail=f"{detail} (camera {source_hash})")
+        with self.db.tx() as conn:  # the audit names the source (camera or microphone) by hash, like every other entry
+            audit.record(conn, "refuse", owner=owner, detail=f"{detail} (source {source_hash})")
         log.debug("%s: %s", source, detail)  # the camera pipeline / recorder log it in their words
 
     def enforce(self) -> None:

@@ -150,8 +150,10 @@ class Service:
             model_versions=self._model_versions(), on_clip=self.publisher.submit)
         audio_queue = self.queues.audio
         clips = ClipSettings(pre_roll_s=self.config.recording.pre_roll_s, max_clip_s=self.config.recording.max_clip_s)
+        who = {"owner": mic.owner, "source": mic.name, "source_hash": self.ctx.camera_hash(mic.name)}
         return MicWorker(mic.name, source, chain, lambda item: audio_queue.submit(item, block=False),
-                         paired=paired, recorder=recorder, stop_event=self.stop_event, clips=clips)
+                         paired=paired, recorder=recorder, stop_event=self.stop_event, clips=clips,
+                         can_record=lambda: self.quota.admit(**who))  # a paired one's camera asks
 
     def _model_versions(self) -> dict[str, str]:
         versions = {"motion": self.detector.model_version}
@@ -262,6 +264,8 @@ class Service:
         restricted = self.rights.restricted()
         for w in self.workers:
             w.pipeline.request_restricted(self.ctx.camera_hash(w.cam.name) in restricted)
+        for m in self.mics:  # microphones are restricted by name like cameras (`--camera <mic>`)
+            m.request_restricted(self.ctx.camera_hash(m.name) in restricted)
 
     def _control_loop(self) -> None:
         """Picks up restrictions made by `edge-media storage restrict` and expires local copies."""

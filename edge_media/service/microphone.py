@@ -3,7 +3,9 @@
 A microphone paired with a camera hands its events to that camera's pipeline (times moved onto the
 camera's clock through the wall clock), so the camera's clip — with its video pre-roll — records
 them. An unpaired microphone records audio-only clips with its own :class:`AudioClipRecorder`,
-driven by its own :class:`ClipDecider` — the same clip decisions as a camera's.
+driven by its own :class:`ClipDecider` — the same clip decisions as a camera's, the same spool
+quota gate (``can_record``) and the same owner restriction: a restricted microphone's audio is read
+from the device and dropped unheard; events it heard before are ended, so an open clip finishes.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ class BlockSource(Protocol):
 class MicWorker:
     def __init__(self, name: str, source: BlockSource, chain: AudioChain, submit: Callable[[AudioWindows], None],
                  *, paired: CameraPipeline | None = None, recorder: AudioClipRecorder | None = None,
-                 stop_event: threading.Event | None = None, clips: ClipSettings | None = None) -> None:
+                 stop_event: threading.Event | None = None, clips: ClipSettings | None = None,
+                 can_record: Callable[[], bool] = lambda: True) -> None:
         self.name, self.source, self.chain, self.submit = name, source, chain, submit
-        self.paired, self.recorder = paired, recorder
+        self.paired, self.recorder, self.can_record = paired, recorder, can_record
         pre_roll = recorder.pre_roll_s if recorder is not None else 0.0
         self.decider = ClipDecider(clips or ClipSettings(pre_roll_s=pre_roll))
         self._who = f"microphone {name}"
@@ -52,6 +55,8 @@ class MicWorker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.blocks = 0
+        self.restricted = False  # carried out by the capture thread
+        self._restrict_request = False  # asked by the control thread
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"mic-{self.name}", daemon=True)
@@ -64,6 +69,10 @@ class MicWorker:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def request_restricted(self, restricted: bool) -> None:
+        """Ask for restriction (control thread); the capture thread carries it out before its next block."""
+        self._restrict_request = restricted
 
     # -- capture thread ----------------------------------------------------------------------------
 
@@ -86,12 +95,16 @@ class MicWorker:
     def _capture(self) -> None:
         while not self.stop_event.is_set():
             block = self.source.read(timeout=0.5)
+            if self._restrict_request != self.restricted:
+                self._set_restricted(self._restrict_request)
             self._apply_pending()
             if block is None:
                 if getattr(self.source, "ended", False):
                     return
                 continue
             self.blocks += 1
+            if self.restricted:
+                continue  # still read, so the device's buffer never replays it later; never heard
             wall = (self.source.start_wall or 0.0) + block.time
             if self.recorder is not None:
                 drive(self._who, self.recorder, self.decider, self.decider.tick(block.time))
@@ -108,14 +121,27 @@ class MicWorker:
             log.info("microphone %s: %s %s at %.2f s", self.name, ev.label, tr.kind,
                      ev.start if tr.kind == "start" else ev.until)
         if transitions and self.recorder is not None:
-            drive(self._who, self.recorder, self.decider, self.decider.feed(transitions))
+            # The quota is asked only when a clip would open: an event joining the open clip, or one a
+            # restriction keeps out, is no refusal.
+            opens = (any(tr.kind == "start" for tr in transitions) and not self.decider.recording
+                     and not self.decider.restricted)
+            decisions = self.decider.feed(transitions, can_record=not opens or self.can_record())
+            drive(self._who, self.recorder, self.decider, decisions)
+
+    def _set_restricted(self, restricted: bool) -> None:
+        log.warning("microphone %s: processing %s by the owner", self.name, "restricted" if restricted else "resumed")
+        self.decider.restricted = restricted  # first: an event still queued opens no clip
+        if restricted:  # events heard before the restriction end now, and so does their clip
+            self._finish()
+        else:
+            self.chain.windower.reset()  # no window may span the unheard gap
+        self.restricted = restricted
 
     def _finish(self) -> None:
         self._apply_pending()
         t = self.chain.windower.next_time or 0.0
         with self._lock:
-            ends = self.chain.logic.flush(t)
-        self._route(ends)
+            self._route(self.chain.logic.flush(t))
         self._apply_pending()
         if self.recorder is not None:
             drive(self._who, self.recorder, self.decider, self.decider.close(t))
@@ -124,15 +150,16 @@ class MicWorker:
 
     def on_audio(self, results: list[tuple[float, np.ndarray | None]]) -> None:
         with self._lock:
-            transitions = [tr for t, scores in results for tr in self.chain.logic.update(t, scores)]
-        self._route(transitions)
+            if self._restrict_request:  # windows scored after the restriction was asked are not heard
+                return
+            self._route([tr for t, scores in results for tr in self.chain.logic.update(t, scores)])
 
     def _route(self, transitions: list[Transition]) -> None:
+        """Called with ``_lock`` held: a restriction's flush and the audio thread's events stay in order."""
         if not transitions:
             return
         if self.paired is None:
-            with self._lock:
-                self._pending.extend(transitions)
+            self._pending.extend(transitions)
             return
         moved = [self._on_camera_clock(tr) for tr in transitions]
         self.paired.queue([tr for tr in moved if tr is not None])
