@@ -203,3 +203,24 @@ def test_state_is_visible_for_reports():
 def test_impossible_settings_are_rejected(kw):
     with pytest.raises(ValueError, match="pre_roll_s|max_clip_s"):
         ClipSettings(**kw)
+
+
+def test_the_quota_is_asked_only_when_a_clip_would_open():
+    """Bug: the camera pipeline asked the spool quota (which audits a refusal) for every batch with a
+    start, also when the event only joined the open clip or a restriction kept it out."""
+    asked: list[bool] = []
+
+    def quota() -> bool:
+        asked.append(True)
+        return True
+
+    decider = ClipDecider(SETTINGS)
+    assert summary(decider.feed([S("motion", 10.0), S("dog_bark", 10.5)], can_record=quota)) == [
+        ("start", 5.0, ("motion",)), ("update", "dog_bark", None)]
+    assert len(asked) == 1, "asked once for the batch that opened the clip"
+    decider.feed([S("scream", 11.0)], can_record=quota)
+    assert len(asked) == 1, "an event joining the open clip is no new clip"
+    decider.close(12.0)
+    decider.restricted = True
+    assert summary(decider.feed([S("motion", 20.0)], can_record=quota)) == [("none", "motion", "restricted")]
+    assert len(asked) == 1, "a restriction keeps the event out before the quota is asked"

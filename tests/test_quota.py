@@ -151,7 +151,7 @@ def test_quota_holds_while_a_clip_is_being_written(long_source: Path, parts, pol
     if policy == "stop-recording":
         # Clip 1 fits, clip 2 ends where the quota would be crossed, clips 3-5 are refused: each audited once.
         assert queued == 2 and quota.refused == len(refusals) == 4
-        assert all(r.owner == "o" and "stop-recording" in r.detail and "camera h" in r.detail for r in refusals)
+        assert all(r.owner == "o" and "stop-recording" in r.detail and "source h" in r.detail for r in refusals)
         assert not any("porch" in (r.detail or "") for r in refusals), "the audit names cameras by hash"
     else:
         assert queued == len(EVENTS) and refusals == [], "old unsent clips make room for new ones"

@@ -19,7 +19,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,11 +99,21 @@ class ClipDecider:
     def open_events(self) -> tuple[Event, ...]:
         return tuple(self._open.values())
 
-    def feed(self, transitions: Sequence[Transition], *, can_record: bool = True) -> list[Decision]:
-        """One batch of transitions in arrival order; ``can_record``: the spool has room."""
+    def feed(self, transitions: Sequence[Transition], *,
+             can_record: bool | Callable[[], bool] = True) -> list[Decision]:
+        """One batch of transitions in arrival order. ``can_record``: the spool has room; a callable is
+        asked only when a clip would open (at most once per batch), so an event that joins the open
+        clip or that a restriction keeps out is never counted as a quota refusal."""
         out: list[Decision] = []
+        asked: list[bool] = []
+
+        def room() -> bool:
+            if not asked:
+                asked.append(can_record() if callable(can_record) else can_record)
+            return asked[0]
+
         for tr in transitions:
-            out += self._start(tr.event, can_record) if tr.kind == "start" else self._end(tr.event)
+            out += self._start(tr.event, room) if tr.kind == "start" else self._end(tr.event)
         if self._clip and not self._open:  # decided per batch: a split event's two halves stay together
             out.append(EndClip(self._clip_end))
             self._clip, self._cut_at = False, None
@@ -129,13 +139,13 @@ class ClipDecider:
         self._clip, self._cut_at, self._clip_end = False, None, float("-inf")
         return [EndClip(t, now=True)]
 
-    def _start(self, ev: Event, can_record: bool) -> list[Decision]:
+    def _start(self, ev: Event, room: Callable[[], bool]) -> list[Decision]:
         self._open[ev.key] = ev
         if self._clip:
             return [UpdateClip(ev)]  # overlapping events share one clip
         if self.restricted:
             return [NoClip(ev, "restricted")]
-        if not can_record:
+        if not room():
             return [NoClip(ev, "spool_full")]
         at = ev.start - self.s.pre_roll_s
         self._clip, self._clip_end, self._cut_at = True, float("-inf"), at + self.s.max_clip_s

@@ -188,8 +188,7 @@ class CameraPipeline:
             else:
                 log.info("%s: %s ended at %.2f s", self.name, ev.label, ev.until)
                 self.events.append(ev)
-        starts = any(tr.kind == "start" for tr in transitions)
-        self._drive(self._decider.feed(transitions, can_record=not starts or self.can_record()))
+        self._drive(self._decider.feed(transitions, can_record=self.can_record))
         if self.on_transition is not None:
             for tr in transitions:
                 self.on_transition(tr)

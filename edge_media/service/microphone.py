@@ -121,11 +121,8 @@ class MicWorker:
             log.info("microphone %s: %s %s at %.2f s", self.name, ev.label, tr.kind,
                      ev.start if tr.kind == "start" else ev.until)
         if transitions and self.recorder is not None:
-            # The quota is asked only when a clip would open: an event joining the open clip, or one a
-            # restriction keeps out, is no refusal.
-            opens = (any(tr.kind == "start" for tr in transitions) and not self.decider.recording
-                     and not self.decider.restricted)
-            decisions = self.decider.feed(transitions, can_record=not opens or self.can_record())
+            # The decider asks the quota only when a clip would open (see ClipDecider.feed).
+            decisions = self.decider.feed(transitions, can_record=self.can_record)
             drive(self._who, self.recorder, self.decider, decisions)
 
     def _set_restricted(self, restricted: bool) -> None:
