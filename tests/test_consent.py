@@ -353,6 +353,24 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(hub: Path, capsys: pyt
     assert ledger_rows(hub) == before
 
 
+def test_show_refuses_an_unknown_owner_and_lists_a_purpose(hub: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(consent(hub, "show", "--owner", "mallory")) == 2
+    assert "no owner 'mallory'" in capsys.readouterr().err
+    assert main(consent(hub, "show", "--owner", "bob", "--purpose", "product-improvement")) == 0
+    out = capsys.readouterr().out
+    assert "product-improvement  never granted" in out and "misdetection" not in out and "no consent recorded" in out
+
+
+def test_the_ledger_takes_purposes_as_plain_strings_too(db: Database) -> None:
+    """The API will pass the purpose as text: it is checked against the Purpose values, not trusted."""
+    ledger = ledger_at(db, Clock())
+    ledger.grant("alice", "product-improvement", actor="alice", method="api")  # type: ignore[arg-type]
+    assert ledger.allows("alice", "product-improvement")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="purpose: unknown purpose 'marketing'"):
+        ledger.grant("alice", "marketing", actor="alice", method="api")  # type: ignore[arg-type]
+    assert row_count(db) == 1
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -166,6 +166,7 @@ class ConsentLedger:
         one, which is what the owner must have been shown). Already in force under that notice: nothing
         is written and the standing grant is returned."""
         _check_actor(owner, actor)
+        purpose = _purpose(purpose)  # a plain string from an API caller is checked here, not left to SQL
         with self.db.tx() as conn:
             rows = _rows(conn, owner, purpose)
             at = _after(rows, self.clock())
@@ -186,6 +187,7 @@ class ConsentLedger:
         whose notice no longer counts: what was sent under it must still be retracted). None when there is
         no such grant (nothing is written)."""
         _check_actor(owner, actor)
+        purpose = _purpose(purpose)
         with self.db.tx() as conn:
             rows = _rows(conn, owner, purpose)
             if not rows or rows[-1].action == "withdraw":
@@ -233,6 +235,7 @@ class ConsentLedger:
                             for n in notices]}
 
     def _decide(self, rows: Sequence[ConsentRecord], owner: str, purpose: Purpose, at: float) -> ConsentState:
+        purpose = _purpose(purpose)
         return decide(rows, owner=owner, purpose=purpose, at=at, min_version=self.notices.min_version(purpose, at))
 
 
@@ -247,6 +250,10 @@ def _check_actor(owner: str, actor: str) -> None:
         raise NotTheOwner(f"only the owner can grant or withdraw consent: {actor!r} is not owner {owner!r}")
 
 
+def _purpose(purpose: Purpose | str) -> Purpose:
+    return purpose if isinstance(purpose, Purpose) else Purpose.parse(purpose, option="purpose")
+
+
 def _after(rows: Sequence[ConsentRecord], now: float) -> float:
     # A clock stepped back (NTP) must not date a withdrawal before the grant it ends: rows of one
     # (owner, purpose) are kept in time order, so that "the last row at or before t" is well defined.
@@ -255,8 +262,8 @@ def _after(rows: Sequence[ConsentRecord], now: float) -> float:
 
 def _rows(db: Database | sqlite3.Connection, owner: str, purpose: Purpose) -> list[ConsentRecord]:
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE owner = ? AND purpose = ? ORDER BY seq"
-    fetched = db.query(sql, (owner, purpose.value)) if isinstance(db, Database) else \
-        db.execute(sql, (owner, purpose.value)).fetchall()  # fmt: skip
+    params = (owner, _purpose(purpose).value)
+    fetched = db.query(sql, params) if isinstance(db, Database) else db.execute(sql, params).fetchall()
     return [_record(r) for r in fetched]
 
 
