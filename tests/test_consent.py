@@ -6,14 +6,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import sqlite3
+import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import edge_media.privacy.notices as notices_pkg
 from edge_media.cli import main
@@ -176,6 +178,9 @@ def test_a_clock_stepped_back_never_dates_a_withdrawal_before_its_grant(db: Data
     clock.now = T0  # NTP stepped the clock back
     withdrawal = ledger.withdraw("alice", IMPROVE, actor="alice", method="cli")
     assert withdrawal is not None and withdrawal.record.at == T0 + 1000
+    assert ledger.allows("alice", IMPROVE).reason == "withdrawn", "a 'now' question sees every row written"
+    clock.now = T0 + 500
+    assert ledger.grant("bob", IMPROVE, actor="bob", method="cli").record.at == T0 + 1000, "times never go back"
     assert ledger.allows("alice", IMPROVE, T0 + 1000).reason == "withdrawn", "the later row wins at one instant"
     assert ledger.allows("alice", IMPROVE, T0 + 999).reason == "never-granted"
 
@@ -219,20 +224,9 @@ def test_notice_versions_must_be_published_in_order() -> None:
         bump(book, FEEDBACK, 2, T0 + 10)
 
 
-# -- property: allows() equals a plain replay of the story -------------------------------------------------
+# -- stateful: allows() equals a plain replay of the story, across restarts ---------------------------------
 
-
-@dataclass
-class _Step:
-    kind: str  # grant | withdraw | bump | bump-soft
-    owner: str
-    purpose: Purpose
-    dt: float
-
-
-_steps = st.lists(st.builds(_Step, st.sampled_from(["grant", "grant", "withdraw", "bump", "bump-soft"]),
-                            st.sampled_from(["alice", "bob"]), st.sampled_from(list(Purpose)),
-                            st.sampled_from([0.0, 0.5, 1.0, 7.0])), max_size=25)  # fmt: skip
+OWNERS = ("alice", "bob")
 
 
 def _reference(events: list[tuple[float, str, str, Purpose, int]], bumps: list[tuple[float, Purpose, int, bool]],
@@ -247,34 +241,84 @@ def _reference(events: list[tuple[float, str, str, Purpose, int]], bumps: list[t
     return agreed is not None and agreed >= required
 
 
-@settings(max_examples=60, deadline=None)
-@given(_steps)
-def test_allows_equals_a_replay_of_the_story(steps: list[_Step]) -> None:
-    db = Database(":memory:")
-    clock, book = Clock(), NoticeBook.packaged()
-    ledger = ledger_at(db, clock, book)
-    events: list[tuple[float, str, str, Purpose, int]] = []
-    bumps: list[tuple[float, Purpose, int, bool]] = []
-    for step in steps:
-        clock.now += step.dt
-        if step.kind.startswith("bump"):
-            version = book.current(step.purpose, clock.now).version + 1
-            book = bump(book, step.purpose, version, clock.now, reconsent=step.kind == "bump")
-            bumps.append((clock.now, step.purpose, version, step.kind == "bump"))
-            ledger.notices = book  # the software update that ships the new text
-        elif step.kind == "grant":
-            change = ledger.grant(step.owner, step.purpose, actor=step.owner, method="cli")
-            if change.recorded:
-                events.append((clock.now, "grant", step.owner, step.purpose, change.record.notice_version or 0))
-        elif ledger.withdraw(step.owner, step.purpose, actor=step.owner, method="api") is not None:
-            events.append((clock.now, "withdraw", step.owner, step.purpose, 0))
-    probes = sorted({T0 - 1, *(e[0] for e in events), *(b[0] for b in bumps), clock.now + 1})
-    for at in probes:
-        for owner in ("alice", "bob"):
+class LedgerMachine(RuleBasedStateMachine):
+    """Random grants, withdrawals, notice bumps, clock steps (forward, and back as NTP may) and restarts (a new
+    connection to the same file). After every step: ``allows`` agrees with the replay at every time the story
+    touched, no answer about the past has changed, and the rows written so far are unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="consent-"))
+        self.clock, self.book = Clock(), NoticeBook.packaged()
+        self.db = Database(self.dir / DB_NAME)
+        self.ledger = ledger_at(self.db, self.clock, self.book)
+        self.events: list[tuple[float, str, str, Purpose, int]] = []
+        self.bumps: list[tuple[float, Purpose, int, bool]] = []
+        self.rows: list = []
+        self.answers: dict[tuple[str, Purpose, float], bool] = {}
+
+    @rule(owner=st.sampled_from(OWNERS), purpose=st.sampled_from(list(Purpose)))
+    def grant(self, owner: str, purpose: Purpose) -> None:
+        change = self.ledger.grant(owner, purpose, actor=owner, method="cli")
+        if change.recorded:
+            self.events.append((change.record.at, "grant", owner, purpose, change.record.notice_version or 0))
+        else:
+            assert self.ledger.allows(owner, purpose).consent_id == change.record.consent_id
+
+    @rule(owner=st.sampled_from(OWNERS), purpose=st.sampled_from(list(Purpose)))
+    def withdraw(self, owner: str, purpose: Purpose) -> None:
+        change = self.ledger.withdraw(owner, purpose, actor=owner, method="api")
+        if change is not None:
+            self.events.append((change.record.at, "withdraw", owner, purpose, 0))
+            assert not self.ledger.allows(owner, purpose), "nothing may be sent once withdrawn"
+
+    @rule(purpose=st.sampled_from(list(Purpose)), reconsent=st.booleans())
+    def bump(self, purpose: Purpose, reconsent: bool) -> None:
+        # Published no earlier than anything recorded: a software update never rewrites the past.
+        at = max([self.clock.now, *(e[0] for e in self.events), *(b[0] for b in self.bumps)])
+        version = max(n.version for n in self.book.all() if n.purpose == purpose) + 1
+        self.book = bump(self.book, purpose, version, at, reconsent=reconsent)
+        self.bumps.append((at, purpose, version, reconsent))
+        self.ledger.notices = self.book
+
+    @rule(dt=st.sampled_from([0.0, 0.5, 3.0, -2.0]))
+    def tick(self, dt: float) -> None:
+        self.clock.now += dt  # -2: the clock stepped back
+
+    @rule()
+    def restart(self) -> None:
+        self.db.close()
+        self.db = Database(self.dir / DB_NAME)
+        self.ledger = ledger_at(self.db, self.clock, self.book)
+
+    @invariant()
+    def answers_match_the_replay_and_the_past_never_changes(self) -> None:
+        latest = max((e[0] for e in self.events), default=T0 - 1)
+        now = max(self.clock.now, latest)  # the ledger's "now" never precedes its latest row
+        times = {T0 - 1, now, *(e[0] for e in self.events), *(b[0] for b in self.bumps)}
+        for owner in OWNERS:
             for purpose in Purpose:
-                assert bool(ledger.allows(owner, purpose, at)) == _reference(events, bumps, owner, purpose, at)
-    assert row_count(db) == len(events), "every recorded change is one row, nothing else is written"
-    db.close()
+                assert bool(self.ledger.allows(owner, purpose)) == _reference(self.events, self.bumps, owner,
+                                                                              purpose, now)  # fmt: skip
+                for at in times:
+                    answer = bool(self.ledger.allows(owner, purpose, at))
+                    assert answer == _reference(self.events, self.bumps, owner, purpose, at)
+                    if at < latest:  # before the latest row, history is settled
+                        assert self.answers.setdefault((owner, purpose, at), answer) == answer, "the past changed"
+
+    @invariant()
+    def rows_are_only_ever_appended(self) -> None:
+        rows = self.ledger.changes_since(0)
+        assert rows[: len(self.rows)] == self.rows and len(rows) == len(self.events)
+        self.rows = rows
+
+    def teardown(self) -> None:
+        self.db.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+LedgerMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+test_ledger_state_machine = LedgerMachine.TestCase
 
 
 # -- the commands -------------------------------------------------------------------------------------------

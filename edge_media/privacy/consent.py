@@ -169,7 +169,7 @@ class ConsentLedger:
         purpose = _purpose(purpose)  # a plain string from an API caller is checked here, not left to SQL
         with self.db.tx() as conn:
             rows = _rows(conn, owner, purpose)
-            at = _after(rows, self.clock())
+            at = self._now(conn)
             current = self.notices.current(purpose, at)
             notice = current if notice_version is None else self.notices.get(purpose, notice_version)
             if notice.published > at or notice.version < self.notices.min_version(purpose, at):
@@ -193,24 +193,25 @@ class ConsentLedger:
             if not rows or rows[-1].action == "withdraw":
                 return None
             record = ConsentRecord(0, str(uuid.uuid4()), owner, purpose, "withdraw", None, None, method, actor,
-                                   _after(rows, self.clock()), rows[-1].consent_id)  # fmt: skip
+                                   self._now(conn), rows[-1].consent_id)  # fmt: skip
             return ConsentChange(_insert(conn, record), recorded=True)
 
     # -- questions --------------------------------------------------------------------------------
 
     def allows(self, owner: str, purpose: Purpose, at: float | None = None) -> ConsentState:
-        """Is consent for ``purpose`` in force for ``owner`` at ``at`` (default: now)? Truthy if so. A sender
-        calls this inside the transaction that claims an item, through :meth:`allows_in`."""
-        at = self.clock() if at is None else at
-        return self._decide(_rows(self.db, owner, purpose), owner, purpose, at)
+        """Is consent for ``purpose`` in force for ``owner`` at ``at`` (default: now, which honours every row
+        written so far)? Truthy if so. A sender asks through :meth:`allows_in`, inside the transaction that
+        claims the item."""
+        with self.db.tx() as conn:  # one snapshot for "now" and the rows
+            return self.allows_in(conn, owner, purpose, at)
 
-    def allows_in(self, conn: sqlite3.Connection, owner: str, purpose: Purpose, at: float) -> ConsentState:
-        """:meth:`allows` inside the caller's transaction (the send-time re-check)."""
-        return self._decide(_rows(conn, owner, purpose), owner, purpose, at)
+    def allows_in(self, conn: sqlite3.Connection, owner: str, purpose: Purpose,
+                  at: float | None = None) -> ConsentState:  # fmt: skip
+        """:meth:`allows` inside the caller's transaction: the send-time re-check. Leave ``at`` out there."""
+        return self._decide(_rows(conn, owner, purpose), owner, purpose, self._now(conn) if at is None else at)
 
     def states(self, owner: str, at: float | None = None) -> list[ConsentState]:
         """One answer per purpose."""
-        at = self.clock() if at is None else at
         return [self.allows(owner, p, at) for p in Purpose]
 
     def history(self, owner: str) -> list[ConsentRecord]:
@@ -234,6 +235,13 @@ class ConsentLedger:
                 "notices": [{"purpose": n.purpose.value, "version": n.version, "sha256": n.sha256, "text": n.text}
                             for n in notices]}
 
+    def _now(self, conn: sqlite3.Connection) -> float:
+        """The clock, but never earlier than the ledger's latest row. A clock stepped back (NTP) must neither
+        date a withdrawal before the grant it ends nor hide a withdrawal from a "now" question: the ledger's
+        times only ever grow, so "the last row at or before t" is well defined and nothing written is unseen."""
+        latest = conn.execute(f"SELECT MAX(at) AS at FROM {TABLE}").fetchone()["at"]
+        return max(self.clock(), float(latest)) if latest is not None else self.clock()
+
     def _decide(self, rows: Sequence[ConsentRecord], owner: str, purpose: Purpose, at: float) -> ConsentState:
         purpose = _purpose(purpose)
         return decide(rows, owner=owner, purpose=purpose, at=at, min_version=self.notices.min_version(purpose, at))
@@ -252,12 +260,6 @@ def _check_actor(owner: str, actor: str) -> None:
 
 def _purpose(purpose: Purpose | str) -> Purpose:
     return purpose if isinstance(purpose, Purpose) else Purpose.parse(purpose, option="purpose")
-
-
-def _after(rows: Sequence[ConsentRecord], now: float) -> float:
-    # A clock stepped back (NTP) must not date a withdrawal before the grant it ends: rows of one
-    # (owner, purpose) are kept in time order, so that "the last row at or before t" is well defined.
-    return max(now, rows[-1].at) if rows else now
 
 
 def _rows(db: Database | sqlite3.Connection, owner: str, purpose: Purpose) -> list[ConsentRecord]:
