@@ -4,7 +4,8 @@ The owner's recordings are found three ways, because each can miss something: th
 (what we uploaded), a listing of the store under each of the owner's camera prefixes (objects the
 index lost), and the spool (clips not uploaded yet). Erasure removes all of them and the rows that
 describe them; what remains is one audit line that says an erasure happened, with no key or id, and
-the owner's camera restrictions, which are standing orders about the future and outlive the erasure.
+the owner's camera restrictions, which are standing orders about the future and outlive the erasure. The
+consent ledger stays too: it is the proof of what the owner agreed to and withdrew (see ``consent``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from uploader.index import ClipIndex
 from uploader.outbox import Outbox
 
 from ..errors import EdgeMediaError
+from .consent import ConsentLedger
 from .restrictions import Restriction, Restrictions
 
 log = logging.getLogger(__name__)
@@ -83,12 +85,14 @@ class OwnerRights:
         self.store, self.spool, self.db, self.clock = store, spool, db, clock
         self.index = ClipIndex(db)
         self.restrictions = Restrictions(db)
+        self.consent = ConsentLedger(db, clock=clock)
 
     # -- export -----------------------------------------------------------------------------------
 
     def export(self, scope: OwnerScope, out: BinaryIO, *, fmt: Literal["zip", "tar"] = "zip") -> ExportReport:
         """Stream every clip and sidecar of ``scope`` into ``out`` (any writable stream), plus a
-        ``manifest.json`` listing each file with its sha256, camera and retention deadline."""
+        ``manifest.json`` listing each file with its sha256, camera and retention deadline, and
+        ``consent.json``: the owner's consent history and the notices agreed to."""
         items = list(self._items(scope))
         manifest, total = [], 0
         with _archive(out, fmt) as add:
@@ -100,6 +104,7 @@ class OwnerRights:
                                  "sha256": hashlib.sha256(data).hexdigest(), **item.meta})
             add("manifest.json", json.dumps({"owner": scope.owner, "exported_at": self.clock(),
                                              "files": manifest}, indent=2).encode())
+            add("consent.json", json.dumps(self.consent.export(scope.owner), indent=2).encode())
         with self.db.tx() as conn:
             audit.record(conn, "export", owner=scope.owner, detail=f"{len(manifest)} files, {total} bytes")
         spool_n = sum(1 for i in items if i.source == "spool")
