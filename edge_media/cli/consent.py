@@ -23,13 +23,13 @@ from ..privacy.consent import ConsentLedger, NotTheOwner, iso_utc
 from ..privacy.notices import Notice, NoticeBook, Purpose
 from ..service.context import DB_NAME, DataDirError
 from .format import fields, print_json, table
-from .storage import _check_owner
+from .storage import check_owner
 
 
 def _checked(args: argparse.Namespace) -> tuple[Config, Purpose | None]:
     """Everything the command line can get wrong, before the database is opened."""
     config = load_config(args.config)
-    _check_owner(config, args.owner)
+    check_owner(config, args.owner)
     purpose = Purpose.parse(args.purpose) if args.purpose is not None else None
     actor = getattr(args, "actor", None)
     if actor is not None and actor != args.owner:

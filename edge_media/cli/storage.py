@@ -24,7 +24,7 @@ def _ctx(args: argparse.Namespace, config: Config | None = None) -> HubContext:
     return HubContext.open(config or load_config(args.config))
 
 
-def _check_owner(config: Config, owner: str) -> None:
+def check_owner(config: Config, owner: str) -> None:
     """An owner the config does not know would export or erase nothing and say so with a 0: refuse."""
     known = set(config.owners) | {c.owner for c in config.cameras} | {m.owner for m in config.microphones}
     if owner not in known:
@@ -114,7 +114,7 @@ def _status_text(status: dict, quota: int) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    _check_owner(config, args.owner)
+    check_owner(config, args.owner)
     target = None if args.out == "-" else check_output_path(Path(args.out), "--out")
     ctx = _ctx(args, config)
     rights = OwnerRights(ctx.store, ctx.spool, ctx.db)
@@ -133,7 +133,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
         print("erase deletes every recording of this owner, everywhere; add --yes to confirm", file=sys.stderr)
         return 2
     config = load_config(args.config)
-    _check_owner(config, args.owner)
+    check_owner(config, args.owner)
     ctx = _ctx(args, config)
     report = OwnerRights(ctx.store, ctx.spool, ctx.db).erase(ctx.scope(args.owner), outbox=Outbox(ctx.db))
     print(f"erased {report.objects} stored objects, {report.spool_clips} spooled clips, "
