@@ -126,13 +126,13 @@ def test_export_contains_exactly_the_owners_clips_and_erasure_leaves_nothing(tmp
         buf = io.BytesIO()
         report = rights.export(alice, buf, fmt="zip")
         names = zipfile.ZipFile(io.BytesIO(buf.getvalue())).namelist()
-        assert report.objects == 4 and len(names) == 5 and "manifest.json" in names
-        assert all(alice.cameras["porch"] in n for n in names if n != "manifest.json")
+        assert report.objects == 4 and len(names) == 6 and {"manifest.json", "flags.json"} <= set(names)
+        assert all(alice.cameras["porch"] in n for n in names if n not in ("manifest.json", "flags.json"))
         manifest = json.loads(zipfile.ZipFile(io.BytesIO(buf.getvalue())).read("manifest.json"))
         assert {f["camera"] for f in manifest["files"]} == {"porch"}
         tar_buf = io.BytesIO()
         rights.export(alice, tar_buf, fmt="tar")
-        assert len(tarfile.open(fileobj=io.BytesIO(tar_buf.getvalue())).getnames()) == 5
+        assert len(tarfile.open(fileobj=io.BytesIO(tar_buf.getvalue())).getnames()) == 6
 
         from uploader.outbox import Outbox
 
