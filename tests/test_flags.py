@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pytest
 
 from edge_media.cli import main
-from edge_media.errors import UsageError
-from edge_media.privacy.flags import Flag, FlagRequest, Flags, FlagService, decide_flag
+from edge_media.errors import UsageError, exit_code
+from edge_media.privacy.flags import ClipUnreadable, Flag, FlagRequest, Flags, FlagService, decide_flag
 from recorder.events import Event
 
 from clip_hub import copy_hub, make_media, record_hub
@@ -70,7 +70,6 @@ def test_motion_flags_are_kept_but_never_partner_eligible():
     (FlagRequest("missed", "motion"), Clip(), "already has a motion event"),
     (FlagRequest("missed", "siren"), Clip(has_audio=False), "has no audio: an audio event (siren)"),
     (FlagRequest("wrong", "motion"), Clip(has_video=False), "has no video: motion cannot be flagged"),
-    (FlagRequest("missed", "siren"), Clip(events=None, has_audio=None), "its events cannot be read"),
     (FlagRequest("missed", "siren", truth="nothing"), Clip(), "--truth goes with --wrong"),
     (FlagRequest("wrong", "smoke_co_alarm", truth="smoke_co_alarm"), Clip(), "is the label being flagged"),
     (FlagRequest("wrong", "smoke_co_alarm", truth="cat"), Clip(), "--truth: 'cat' is not a label"),
@@ -80,6 +79,12 @@ def test_motion_flags_are_kept_but_never_partner_eligible():
 def test_a_flag_that_makes_no_sense_for_the_clip_is_refused_with_the_reason(request_, clip, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         decide(request_, clip)
+
+
+def test_a_clip_whose_events_cannot_be_read_is_a_run_time_failure_not_bad_input():
+    with pytest.raises(ClipUnreadable, match="events cannot be read") as caught:
+        decide(FlagRequest("missed", "siren"), Clip(events=None, has_audio=None, has_video=None))
+    assert exit_code(caught.value) == 1
 
 
 def test_a_wrong_label_may_be_corrected_to_another_audio_label():

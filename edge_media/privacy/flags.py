@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 from recorder.events import Event
 from uploader.db import Database
 
-from ..errors import UsageError
+from ..errors import EdgeMediaError, UsageError
 
 TABLE = "privacy_flags"
 SCHEMA = f"""
@@ -50,6 +50,11 @@ UNIQUE = f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_once ON {TABLE} (clip_id, k
 MOTION = "motion"
 NOTHING = "nothing"  # --truth: there was no event at all
 FlagKind = Literal["wrong", "missed"]
+
+
+class ClipUnreadable(EdgeMediaError):
+    """The clip's events cannot be read right now (its sidecar lives only in a store that is down): a failure at
+    run time (exit 1), not bad input; nothing is stored, and the same command works once the store is back."""
 
 
 @dataclass(frozen=True)
@@ -101,13 +106,15 @@ class FlagRequest:
 
 def decide_flag(clip: FlaggableClip, request: FlagRequest, audio_labels: Collection[str], *,
                 flag_id: str, created: float) -> Flag:
-    """The flag ``request`` makes of ``clip``, or a :class:`UsageError` naming why it makes no sense."""
+    """The flag ``request`` makes of ``clip``, or a :class:`UsageError` naming why it makes no sense
+    (:class:`ClipUnreadable` when the clip's events are unknown)."""
     label, truth = request.label, request.truth
     _check_label(label, audio_labels, f"--{request.kind}")
     is_audio = label != MOTION
     events = clip.events
     if events is None:
-        raise UsageError(f"clip {clip.clip_id}: its events cannot be read (is the store reachable?); nothing stored")
+        raise ClipUnreadable(f"clip {clip.clip_id}: its events cannot be read (is the store reachable?); "
+                             "nothing stored")
     if is_audio and not clip.has_audio:
         raise UsageError(f"clip {clip.clip_id} has no audio: an audio event ({label}) cannot be flagged on it")
     if not is_audio and not clip.has_video:
