@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_media.audio import AudioFileSource
 from edge_media.cli import main
 from edge_media.config import load_config
 from edge_media.service.hub import Service
 from uploader.db import Database
 
-from audio_fixtures import alarm_scene, make_camera_clip
+from audio_fixtures import alarm_scene, encode_audio, make_camera_clip
 from media import MovingBox, VideoSpec, make_video
 
 CAMERAS = {"kitchen": "alice", "porch": "bob"}
@@ -68,3 +70,40 @@ def copy_hub(hub: Hub, folder: Path, media: dict[str, Path], *, owners: dict[str
     data = folder / "data"
     shutil.copytree(hub.data, data)
     return Hub(write_config(folder / "hub.toml", data, media, owners=owners), data)
+
+
+class FileMic:
+    """The microphone device is the only stand-in: a real encoded file played at real time through the
+    microphone source's interface (as in test_microphone)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.start_wall, self.ended = path, None, False
+
+    def start(self) -> None:
+        self.blocks = iter(AudioFileSource(self.path, block_samples=1600))
+        self.start_wall = time.time()
+
+    def read(self, timeout=None):
+        block = next(self.blocks, None)
+        if block is None:
+            self.ended = True
+            return None
+        time.sleep(max(0.0, self.start_wall + block.time - time.time()))
+        return block
+
+    def stop(self) -> None:
+        pass
+
+
+def record_microphone(folder: Path) -> Hub:
+    """An unpaired microphone of alice's hears a short smoke alarm: one audio-only clip (AAC, no video)."""
+    samples, _ = alarm_scene(16000, silence_s=0.5, lead_noise_s=0.5, alarm_s=3.0, tail_s=2.0)
+    sound = encode_audio(folder / "hall.flac", samples, 16000)
+    hub = Hub(folder / "hub.toml", folder / "data")
+    hub.config.write_text(f'[service]\ndata_dir = "{hub.data}"\n[recording]\npre_roll_s = 1.0\npost_roll_s = 1.0\n'
+                          '[[microphones]]\nname = "hall"\nowner = "alice"\n')
+    svc = Service(load_config(hub.config))
+    svc.mics = [svc._mic(svc.config.microphones[0], source=FileMic(sound))]
+    svc.run()
+    svc.close()
+    return hub

@@ -14,7 +14,7 @@ from edge_media.errors import UsageError, exit_code
 from edge_media.privacy.flags import ClipUnreadable, Flag, FlagRequest, Flags, FlagService, decide_flag
 from recorder.events import Event
 
-from clip_hub import copy_hub, make_media, record_hub
+from clip_hub import copy_hub, make_media, record_hub, record_microphone
 
 LABELS = ("smoke_co_alarm", "glass_break", "dog_bark", "baby_cry", "scream", "siren")
 
@@ -193,6 +193,19 @@ def test_a_clip_whose_owner_left_the_config_cannot_be_flagged(recorded, media, t
     porch = hub.clip_of("porch", capsys)
     assert "belongs to owner 'bob', who is not in this config" in bad_flag(hub, capsys, "--clip", porch,
                                                                            "--wrong", "motion")
+
+
+def test_an_audio_only_microphone_clip_takes_audio_flags_but_not_motion(tmp_path, capsys):
+    hub = record_microphone(tmp_path)
+    assert main(["clips", "list", "--config", str(hub.config), "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert (listed["camera"], listed["audio"], listed["video"]) == ("hall", True, False)
+    clip = listed["clip_id"]
+    assert "has no video: motion cannot be flagged" in bad_flag(hub, capsys, "--clip", clip, "--missed", "motion")
+    assert main(["feedback", "flag", "--config", str(hub.config), "--clip", clip, "--wrong", "smoke_co_alarm",
+                 "--truth", "siren"]) == 0
+    [flag] = stored_flags(hub)
+    assert (flag.owner, flag.label, flag.truth, flag.partner_eligible) == ("alice", "smoke_co_alarm", "siren", True)
 
 
 def test_export_carries_the_owners_flags_and_erasure_removes_them(hub, tmp_path, capsys):

@@ -199,8 +199,7 @@ class Flags:
 
 
 class FlagService:
-    """Checks a flag against its clip and stores it. ``flag()`` is the one place a stored, partner-eligible
-    flag will be handed on (to the consent-gated feedback queue, which re-checks consent itself)."""
+    """Checks a flag against its clip and stores it: the one place a partner-eligible flag is handed on."""
 
     def __init__(self, db: Database, audio_labels: Collection[str], *, clock: Callable[[], float] = time.time,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
@@ -209,7 +208,9 @@ class FlagService:
 
     def flag(self, clip: FlaggableClip, request: FlagRequest) -> Flag:
         """Check and store; raises :class:`UsageError` (nothing stored) for a flag that makes no sense or was
-        already made. A later feedback queue is called here, after the commit, for ``partner_eligible`` flags."""
+        already made. The seam for the feedback queue: a ``partner_eligible`` flag's queue item is to be added in
+        the transaction below, so that a flag and its item commit together (consent is checked when the item is
+        queued and again when it is sent, not here)."""
         flag = decide_flag(clip, request, self.audio_labels, flag_id=self.new_id(), created=self.clock())
         with self.db.tx() as conn:
             same = conn.execute(f"SELECT flag_id FROM {TABLE} WHERE clip_id = ? AND kind = ? AND label = ?",
