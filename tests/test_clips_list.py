@@ -13,6 +13,8 @@ import pytest
 
 from edge_media.cli import main
 from edge_media.privacy.flags import Flags
+from uploader.index import ClipIndex, IndexedObject, insert
+from uploader.outbox import Outbox, OutboxItem
 
 from clip_hub import copy_hub, make_media, record_hub
 
@@ -173,3 +175,30 @@ def test_a_camera_removed_from_the_config_still_lists_its_clips_by_hash(recorded
     assert clips["alice"]["camera"] == "kitchen" and clips["bob"]["camera"] is None
     assert main(["clips", "list", "--config", str(hub.config)]) == 0
     assert f"(removed {clips['bob']['camera_hash'][:8]})" in capsys.readouterr().out
+
+
+def test_index_lists_clips_newest_first_with_sidecar_key_and_uploaded_body(db):
+    """The repository method under ``clips list``: clip objects only, joined with their sidecar object and the
+    sidecar JSON the outbox row kept; filters and limit in SQL."""
+    def stored(clip_id: str, owner: str, cam: str, wall_end: str, body: str | None) -> None:
+        base = f"clips/{cam}/2026/11/30/{clip_id}"
+        Outbox(db).enqueue(OutboxItem(clip_id=clip_id, owner=owner, camera_hash=cam, clip_path=Path("c"),
+                                      sidecar_path=Path("s"), clip_key=f"{base}.mp4", sidecar_key=f"{base}.json",
+                                      tags={}, plan="basic", size=10, sha256="x", wall_end=wall_end,
+                                      retain_until=2e9, sidecar_body=body))  # fmt: skip
+        with db.tx() as conn:
+            insert(conn, [IndexedObject(f"{base}{ext}", clip_id, owner, cam, kind, "basic", wall_end, 2e9, 10, None,
+                                        None, 1.0) for ext, kind in ((".mp4", "clip"), (".json", "sidecar"))])
+
+    stored("a", "alice", "h1", "2026-11-30T10:00:00.000Z", '{"events": []}')
+    stored("b", "bob", "h2", "2026-11-30T12:00:00.000Z", None)
+    stored("c", "alice", "h3", "2026-11-30T11:00:00.000Z", '{"x": 1}')
+    index = ClipIndex(db)
+    assert [c.clip_id for c in index.list_clips()] == ["b", "c", "a"], "newest recording first; sidecars not listed"
+    first = index.list_clips(limit=1)[0]
+    assert (first.key, first.sidecar_key, first.sidecar_body) == ("clips/h2/2026/11/30/b.mp4",
+                                                                   "clips/h2/2026/11/30/b.json", None)
+    assert [c.clip_id for c in index.list_clips(owner="alice")] == ["c", "a"]
+    assert [c.clip_id for c in index.list_clips(camera_hashes=["h1", "h2"], limit=5)] == ["b", "a"]
+    assert [c.sidecar_body for c in index.list_clips(clip_id="a")] == ['{"events": []}']
+    assert index.list_clips(owner="alice", camera_hashes=["h2"]) == []
