@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (  -- what owners reported about their clips'
     event_end_s       REAL,
     partner_eligible  INTEGER NOT NULL,   -- 1: an audio flag, the only kind that may go to the partner
     created           REAL NOT NULL,      -- epoch seconds, UTC
-    actor             TEXT NOT NULL       -- who flagged it, e.g. 'cli:alice'
+    actor             TEXT NOT NULL       -- who flagged it: 'cli:<user>'
 )
 """
 INDEX = f"CREATE INDEX IF NOT EXISTS {TABLE}_owner ON {TABLE} (owner)"
