@@ -15,7 +15,9 @@ from pathlib import Path
 
 from ..config import ConfigError, dump_example, load_config
 from ..errors import UsageError, describe, domain_errors, exit_code
+from .clips import add_clips_parser
 from .consent import add_consent_parser
+from .feedback import add_feedback_parser
 from .paths import atomic_output, check_output_path
 from .storage import add_storage_parser
 
@@ -178,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_example_config)
     add_storage_parser(sub)
     add_consent_parser(sub)
+    add_clips_parser(sub)
+    add_feedback_parser(sub)
     return p
 
 

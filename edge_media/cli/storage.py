@@ -137,7 +137,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     ctx = _ctx(args, config)
     report = OwnerRights(ctx.store, ctx.spool, ctx.db).erase(ctx.scope(args.owner), outbox=Outbox(ctx.db))
     print(f"erased {report.objects} stored objects, {report.spool_clips} spooled clips, "
-          f"{report.outbox_rows} queued uploads")
+          f"{report.outbox_rows} queued uploads, {report.flags} misdetection flags")
     return 0
 
 

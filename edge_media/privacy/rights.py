@@ -30,6 +30,7 @@ from uploader.outbox import Outbox
 
 from ..errors import EdgeMediaError
 from .consent import ConsentLedger
+from .flags import Flags
 from .restrictions import Restriction, Restrictions
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class EraseReport:
     spool_clips: int
     outbox_rows: int
     index_rows: int
+    flags: int = 0  # the owner's misdetection flags
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class OwnerRights:
         self.index = ClipIndex(db)
         self.restrictions = Restrictions(db)
         self.consent = ConsentLedger(db, clock=clock)
+        self.flags = Flags(db)
 
     # -- export -----------------------------------------------------------------------------------
 
@@ -102,6 +105,7 @@ class OwnerRights:
                 add(item.name, data)
                 manifest.append({"file": item.name, "source": item.source, "size": len(data),
                                  "sha256": hashlib.sha256(data).hexdigest(), **item.meta})
+            add("flags.json", self.flags.export_json(scope.owner))  # what the owner reported about their clips
             add("manifest.json", json.dumps({"owner": scope.owner, "exported_at": self.clock(),
                                              "files": manifest}, indent=2).encode())
             add("consent.json", json.dumps(self.consent.export(scope.owner), indent=2).encode())
@@ -178,9 +182,10 @@ class OwnerRights:
                 for p in (Path(item.clip_path), Path(item.sidecar_path)):
                     p.unlink(missing_ok=True)
             index_rows = ClipIndex.delete_for_owner(conn, scope.owner)
+            flags = Flags.delete_for_owner(conn, scope.owner)
             audit.delete_for_owner(conn, scope.owner, key_prefixes=scope.prefixes)
             audit.record(conn, "erase", detail=f"{len(keys)} objects, {len(spool_clips)} spool clips")
-        return EraseReport(len(keys), len(spool_clips), len(rows), index_rows)
+        return EraseReport(len(keys), len(spool_clips), len(rows), index_rows, flags)
 
     def _remove_stragglers(self, scope: OwnerScope) -> int:
         """After the commit: objects of the owner that landed while we erased (an upload we stopped waiting

@@ -1,0 +1,114 @@
+"""``edge-media feedback …``: the owner reports what the models got wrong in a clip, and sees what they reported.
+
+A flag is always kept on the hub (it is the owner's: export includes it, erasure removes it). Only audio flags
+can ever go to the model partner, and only through the consent-gated feedback queue; this command sends nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, load_config
+from ..errors import UsageError
+from ..privacy.flags import MOTION, NOTHING, Flag, FlagRequest, Flags, FlagService
+from ..service.catalog import ClipCatalog
+from ..service.context import HubContext
+from .format import iso_utc, print_json, table
+from .storage import _check_owner
+
+AUDIO_MODEL = "audio_events"  # the shipped model's manifest entry
+
+
+def audio_event_labels(config: Config) -> tuple[str, ...]:
+    """The event labels of the configured audio model, read without loading it: the manifest's product labels
+    for ours, the product labels a YAMNet-style model is mapped onto otherwise."""
+    # Imported here: the audio package loads onnxruntime, which no other command of this module needs.
+    from ..audio.labels import AUDIOSET_TO_EVENTS, NON_EVENT_LABELS
+    from ..model_files import read_manifest
+
+    if config.audio.model is not None:
+        return tuple(AUDIOSET_TO_EVENTS)
+    entry = read_manifest()["models"].get(AUDIO_MODEL) or {}
+    labels = entry.get("product_labels") or [x for x in entry.get("labels", []) if x not in NON_EVENT_LABELS]
+    return tuple(str(x) for x in labels)
+
+
+def cmd_flag(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    wrong = args.wrong is not None
+    request = FlagRequest(kind="wrong" if wrong else "missed", label=args.wrong if wrong else args.missed,
+                          truth=args.truth, actor=_actor())
+    ctx = HubContext.open(config)
+    try:
+        clip = ClipCatalog(ctx).get(args.clip)
+        if clip is None:
+            raise UsageError(f"--clip: no clip {args.clip!r} on this hub (see: edge-media clips list)")
+        known = set(config.owners) | {c.owner for c in config.cameras} | {m.owner for m in config.microphones}
+        if clip.owner not in known:
+            raise UsageError(f"--clip: clip {args.clip} belongs to owner {clip.owner!r}, who is not in this config")
+        flag = FlagService(ctx.db, audio_event_labels(config)).flag(clip, request)
+    finally:
+        ctx.close()
+    truth = f", truth {flag.truth}" if flag.truth else ""
+    where = ("kept on this hub; may go to the model partner, anonymised, only with consent" if flag.partner_eligible
+             else "kept on this hub only (motion flags never leave it)")
+    print(f"flagged clip {flag.clip_id}: {flag.kind} {flag.label}{truth} (flag {flag.flag_id}); {where}")
+    return 0
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name for this uid (e.g. a container)
+        return "cli"
+
+
+def cmd_flags(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.owner is not None:
+        _check_owner(config, args.owner)
+    ctx = HubContext.open(config)
+    try:
+        flags = Flags(ctx.db).list_flags(owner=args.owner)
+        names = ClipCatalog(ctx).camera_names
+    finally:
+        ctx.close()
+    if args.json:
+        print_json([_flag_dict(f, names.get(f.camera_hash)) for f in flags])
+    elif not flags:
+        print("no flags")
+    else:
+        rows = [[f.flag_id, f.clip_id, names.get(f.camera_hash), f.owner, f.kind, f.label, f.truth,
+                 None if f.score is None else round(f.score, 3),
+                 iso_utc(f.created), "eligible" if f.partner_eligible else "local only"] for f in flags]
+        print(table(["flag", "clip", "camera", "owner", "kind", "label", "truth", "score", "created", "partner"],
+                    rows))  # fmt: skip
+    return 0
+
+
+def _flag_dict(flag: Flag, camera: str | None) -> dict[str, Any]:
+    return {**flag.to_dict(), "camera": camera, "created": iso_utc(flag.created)}
+
+
+def add_feedback_parser(sub: argparse._SubParsersAction) -> None:
+    f = sub.add_parser("feedback", help="report misdetections in a clip; see what was reported")
+    fsub = f.add_subparsers(dest="feedback_command", required=True, metavar="COMMAND", help="one of:")
+    help_ = "flag an event of a clip as wrong, or one the model missed (kept on this hub)"
+    p = fsub.add_parser("flag", help=help_, description=help_)
+    p.add_argument("--config", required=True, type=Path, help="the hub's TOML config file")
+    p.add_argument("--clip", required=True, help="clip id (see: edge-media clips list)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--wrong", metavar="LABEL", help=f"an event of the clip that was wrong ({MOTION} or audio)")
+    which.add_argument("--missed", metavar="LABEL",
+                       help="an event that happened in the clip but the model did not detect")
+    p.add_argument("--truth", metavar="LABEL", help=f"with --wrong: what it really was, or '{NOTHING}'")
+    p.set_defaults(func=cmd_flag)
+    help_ = "list the misdetections reported on this hub"
+    ls = fsub.add_parser("flags", help=help_, description=help_)
+    ls.add_argument("--config", required=True, type=Path, help="the hub's TOML config file")
+    ls.add_argument("--owner", help="only this owner's flags")
+    ls.add_argument("--json", action="store_true", help="print the same data as JSON (times as ISO-8601 UTC)")
+    ls.set_defaults(func=cmd_flags)
