@@ -217,6 +217,17 @@ def test_speech_masking_meets_its_targets_on_held_out_real_speech() -> None:
     assert score.event_lost <= 0.10
 
 
+@pytest.mark.parametrize("lead_s", [0.0, 1.13])
+def test_speech_at_the_very_start_or_end_of_a_clip_is_masked(lead_s) -> None:
+    """Regression: the model's windows are trimmed to their centre, which left a clip's first and last
+    ~0.1-0.35 s (and a tail shorter than one hop) covered by no window at all."""
+    voice = read(SPEECH[2])
+    voice = (voice / np.max(np.abs(voice)) * 0.3).astype(np.float32)
+    x = np.concatenate([np.zeros(int(lead_s * SR), np.float32), voice])  # the voice runs to the last sample
+    masked = mask_speech(x, ModelDetector()).samples
+    assert np.max(np.abs(masked[int(lead_s * SR):])) == 0.0
+
+
 def test_mask_is_widened_and_faded_outside_the_speech() -> None:
     mask = np.zeros(SR, bool)
     mask[8000:9600] = True  # 0.5 .. 0.6 s

@@ -54,13 +54,15 @@ class ModelDetector:
         x = np.asarray(samples, np.float32)
         hop = int(self.hop_s * SAMPLE_RATE)
         starts = list(range(0, max(len(x) - window, 0) + 1, hop))
+        if starts[-1] + window < len(x):
+            starts.append(len(x) - window)  # the clip's tail gets a window of its own
         batch = np.stack([np.pad(x[s:s + window], (0, max(0, window - len(x[s:s + window])))) for s in starts])
         scores = session.run([str(mf.entry["output"])], {str(mf.entry["input"]): batch})[0][:, column]
         out = np.zeros(len(x), bool)
         trim = int(window * (1.0 - self.cover) / 2)
         for s, score in zip(starts, scores):
-            if score >= self.threshold:
-                out[s + trim:s + window - trim] = True
+            if score >= self.threshold:  # no trim at the clip's edges: nothing else covers them
+                out[s + trim if s > 0 else 0:s + window - trim if s + window < len(x) else len(x)] = True
         return out
 
 
