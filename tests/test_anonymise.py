@@ -25,6 +25,7 @@ from edge_media.privacy.anonymise import (
     MAX_S,
     AnonymiseError,
     anonymise,
+    month_of,
     strip_flac_metadata,
 )
 from edge_media.privacy.identity import camera_hash
@@ -165,6 +166,13 @@ def test_json_keys_are_exactly_the_allow_list(recorded) -> None:
     assert json.loads(json.dumps(meta)) == meta
     assert meta["month"] == "2026-11" and meta["sample_rate"] == SR and meta["recipe"] == "anon-v1+model"
     assert (meta["predicted"], meta["score"], meta["corrected"]) == ("dog_bark", 0.91, "nothing")
+    assert json.loads(sample.json_bytes()) == meta
+    assert sample.json_key == f"samples/2026-11/{sample.sample_id}.json"
+
+
+def test_month_of_is_the_utc_month_only() -> None:
+    assert month_of(1_790_000_000.0) == "2026-09"  # 2026-09-21T14:13:20Z
+    assert month_of(1_798_761_599.0) == "2026-12"  # 2026-12-31T23:59:59Z, whatever the hub's zone
 
 
 def test_no_identifier_anywhere_in_the_object_bytes(recorded, audio_only) -> None:
@@ -175,7 +183,7 @@ def test_no_identifier_anywhere_in_the_object_bytes(recorded, audio_only) -> Non
                anonymise(audio_only, span=(1.0, 2.0), **{**FEEDBACK, "predicted": "missed", "score": None,
                                                           "corrected": "dog_bark"})]
     for sample in samples:
-        blob = (sample.flac + json.dumps(sample.meta.to_dict()).encode()).lower()
+        blob = (sample.flac + sample.json_bytes()).lower()
         for text in forbidden:
             for encoded in (text.lower().encode(), text.lower().encode("utf-16-le")):
                 assert encoded not in blob, f"{text!r} found in an anonymised object"

@@ -19,9 +19,11 @@ This module reads a clip and returns bytes; it never writes a file, a table or a
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -81,8 +83,22 @@ class AnonymisedSample:
 
     @property
     def key(self) -> str:
-        """Object key of the audio in the feedback bucket; the JSON sits beside it (``.json``)."""
+        """Object key of the audio in the feedback bucket (``samples/<YYYY-MM>/<uuid4>.flac``)."""
         return f"samples/{self.meta.month}/{self.meta.sample_id}.flac"
+
+    @property
+    def json_key(self) -> str:
+        """Object key of the sample's JSON, beside the audio."""
+        return self.key.removesuffix(".flac") + ".json"
+
+    def json_bytes(self) -> bytes:
+        """The JSON object exactly as it is sent: the allow-listed fields, sorted, UTF-8."""
+        return json.dumps(self.meta.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+
+def month_of(wall: float) -> str:
+    """The UTC month (YYYY-MM) of a recording's wall-clock start: the only time a sample carries."""
+    return datetime.fromtimestamp(wall, tz=UTC).strftime("%Y-%m")
 
 
 @dataclass(frozen=True)
