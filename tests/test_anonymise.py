@@ -37,7 +37,7 @@ from media import demux
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "models" / "audio_events" / "samples"
-SPEECH = sorted(SAMPLES.glob("speech_allison_*.flac"))
+SPEECH = sorted((ROOT / "tests" / "data" / "speech").glob("speech_allison_*.flac"))
 SR = 16000
 CAMERA, OWNER, CLIP_ID = "front-door-cam", "alice.smithson", "c0ffee12-3456-7890-abcd-ef0123456789"
 SECRET = bytes(range(32))
@@ -216,7 +216,8 @@ def test_speech_is_masked_and_the_bark_keeps_its_energy(recorded, tmp_path) -> N
 
 
 def test_speech_masking_meets_its_targets_on_held_out_real_speech() -> None:
-    """Real voice (Asterisk prompts, held out from the audio model) beside real and synthetic events."""
+    """Real voice (tests/data/speech: Asterisk prompts, held out from the audio model) beside real and synthetic
+    events (models/audio_events/samples and synth.py)."""
     assert len(SPEECH) == 4
     items = speech_masking.scenes(SPEECH, 8, seed=5)  # one scene per event kind
     score = speech_masking.measure(ModelDetector(), items)
