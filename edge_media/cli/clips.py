@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..service.catalog import ClipCatalog, ClipRecord
 from ..service.context import HubContext
 from .format import iso_utc, print_json, table
-from .storage import _check_owner, _check_source
+from .storage import check_owner, _check_source
 
 UNKNOWN = "unknown"  # events of a clip whose sidecar could not be read
 
@@ -25,7 +25,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         raise UsageError(f"--limit: must be at least 1, got {args.limit}")
     config = load_config(args.config)
     if args.owner is not None:
-        _check_owner(config, args.owner)
+        check_owner(config, args.owner)
     if args.camera is not None:
         _check_source(config, args.camera)
     ctx = HubContext.open(config)

@@ -17,7 +17,7 @@ from ..privacy.flags import MOTION, NOTHING, Flag, FlagRequest, Flags, FlagServi
 from ..service.catalog import ClipCatalog
 from ..service.context import HubContext
 from .format import iso_utc, print_json, table
-from .storage import _check_owner
+from .storage import check_owner
 
 AUDIO_MODEL = "audio_events"  # the shipped model's manifest entry
 
@@ -69,7 +69,7 @@ def _actor() -> str:
 def cmd_flags(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.owner is not None:
-        _check_owner(config, args.owner)
+        check_owner(config, args.owner)
     ctx = HubContext.open(config)
     try:
         flags = Flags(ctx.db).list_flags(owner=args.owner)
