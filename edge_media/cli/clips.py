@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..service.catalog import ClipCatalog, ClipRecord
 from ..service.context import HubContext
 from .format import iso_utc, print_json, table
-from .storage import check_owner, _check_source
+from .storage import check_owner, check_source
 
 UNKNOWN = "unknown"  # events of a clip whose sidecar could not be read
 
@@ -27,7 +27,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.owner is not None:
         check_owner(config, args.owner)
     if args.camera is not None:
-        _check_source(config, args.camera)
+        check_source(config, args.camera)
     ctx = HubContext.open(config)
     try:
         records = ClipCatalog(ctx).list_clips(owner=args.owner, camera=args.camera, limit=args.limit)

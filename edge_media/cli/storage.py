@@ -32,7 +32,7 @@ def check_owner(config: Config, owner: str) -> None:
                          " to reach recordings of an owner since removed, add it back under [owners]")
 
 
-def _check_source(config: Config, name: str) -> None:
+def check_source(config: Config, name: str) -> None:
     known = [c.name for c in config.cameras] + [m.name for m in config.microphones]
     if name not in known:
         raise UsageError(f"--camera: no camera or microphone named {name!r} in this config "
@@ -143,7 +143,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 def cmd_restrict(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    _check_source(config, args.camera)
+    check_source(config, args.camera)
     ctx = _ctx(args, config)
     owner = ctx.owner_of(args.camera)
     rights = OwnerRights(ctx.store, ctx.spool, ctx.db)
