@@ -160,8 +160,8 @@ class FeedbackQueue:
         sample = anonymise(clip, purpose=purpose.value, **anon)  # type: ignore[arg-type]
         self.spool.mkdir(parents=True, exist_ok=True)
         flac, meta = self.spool / f"{sample.sample_id}.flac", self.spool / f"{sample.sample_id}.json"
-        _write_atomic(flac, sample.flac)
-        _write_atomic(meta, sample.json_bytes())
+        write_atomic(flac, sample.flac)
+        write_atomic(meta, sample.json_bytes())
         return Prepared(sample, owner, purpose, label, flac, meta)
 
     def insert(self, conn: sqlite3.Connection, p: Prepared, *, daily_cap: int | None = None) -> bool:
@@ -307,7 +307,7 @@ class FeedbackQueue:
             known = {r["sample_id"] for r in conn.execute("SELECT sample_id FROM feedback_outbox")}
         if self.spool.is_dir():
             for path in self.spool.iterdir():
-                if path.name.endswith(".tmp") or path.name.split(".")[0] not in known:
+                if path.is_file() and (path.name.endswith(".tmp") or path.name.split(".")[0] not in known):
                     path.unlink(missing_ok=True)
 
 
@@ -330,7 +330,7 @@ def _item(row: sqlite3.Row) -> Item:
                 row["json_key"], int(row["bytes"]), int(row["attempts"]))  # fmt: skip
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)

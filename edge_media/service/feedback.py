@@ -7,13 +7,16 @@ queues the sample, and again when the sender claims it (:mod:`edge_media.privacy
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from recorder import ClipSidecar
@@ -26,7 +29,7 @@ from ..errors import EdgeMediaError
 from ..model_files import read_manifest
 from ..privacy.anonymise import MISSED, AnonymiseError, month_of
 from ..privacy.consent import ConsentLedger
-from ..privacy.feedback import FeedbackQueue, Prepared
+from ..privacy.feedback import FeedbackQueue, Prepared, write_atomic
 from ..privacy.feedback_send import FeedbackSender, PassResult
 from ..privacy.flags import Flag
 from ..privacy.notices import Purpose
@@ -124,34 +127,84 @@ class FlagFeedback:
         self.queue.discard(prepared.sample.sample_id)
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A new clip, as product improvement needs it (local only)."""
+
+    clip_id: str
+    camera: str
+    path: Path
+    has_audio: bool
+    wall_start: float
+
+    @classmethod
+    def from_sidecar(cls, path: Path, sidecar: ClipSidecar) -> Recording:
+        return cls(sidecar.clip_id, sidecar.camera, path, bool(sidecar.audio_codec), parse_iso_utc(sidecar.wall_start))
+
+
 class ProductImprovement:
-    """A published clip's audio, anonymised whole (bounded) and queued while the owner's product-improvement
-    consent holds, up to ``[feedback] daily_byte_cap``. Restricted cameras and clips without audio send nothing."""
+    """Every new recording's audio, anonymised whole (bounded to ``MAX_S``, speech masked) and queued while its
+    owner's product-improvement consent holds, up to ``[feedback] daily_byte_cap`` per UTC day. Restricted
+    cameras and clips without audio send nothing.
 
-    def __init__(self, ctx: HubContext, queue: FeedbackQueue, *, restricted=lambda cam_hash: False,
-                 wake=lambda: None) -> None:  # fmt: skip
+    :meth:`offer` runs on the recorder's thread, so it only checks and hard-links the finished clip into
+    ``feedback/incoming/`` (before the uploader may delete it); the sender thread's :meth:`process` decodes and
+    anonymises. Consent is checked again when the sample is queued, and again when it is sent."""
+
+    def __init__(self, ctx: HubContext, queue: FeedbackQueue, *, restricted: Callable[[], set[str]] = set,
+                 wake: Callable[[], None] = lambda: None) -> None:  # fmt: skip
         self.ctx, self.queue, self.restricted, self.wake = ctx, queue, restricted, wake
+        self.incoming = queue.spool / "incoming"
 
-    def on_published(self, path: Path, sidecar: ClipSidecar) -> bool:
+    def offer(self, rec: Recording) -> bool:
         cfg = self.ctx.config
-        owner = self.ctx.owner_of(sidecar.camera)
-        purpose = Purpose.PRODUCT_IMPROVEMENT
-        if not cfg.feedback.enabled or not sidecar.audio_codec or self.restricted(self.ctx.camera_hash(sidecar.camera)):
+        owner = self.ctx.owner_of(rec.camera)
+        if not cfg.feedback.enabled or not rec.has_audio or self.ctx.camera_hash(rec.camera) in self.restricted():
             return False
-        if not self.queue.allows(owner, purpose):
+        if not self.queue.allows(owner, Purpose.PRODUCT_IMPROVEMENT):
             return False
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        target = self.incoming / f"{rec.clip_id}{rec.path.suffix}"
+        try:
+            os.link(rec.path, target)
+        except FileExistsError:
+            pass
+        except OSError:  # another file system: a copy, still before the uploader may delete the clip
+            shutil.copyfile(rec.path, target)
+        meta = {"clip_id": rec.clip_id, "camera": rec.camera, "owner": owner, "file": target.name,
+                "wall_start": rec.wall_start}
+        write_atomic(self.incoming / f"{rec.clip_id}.json", json.dumps(meta).encode())
+        self.wake()
+        return True
+
+    def process(self) -> int:
+        """Anonymise and queue what :meth:`offer` left (also a previous run's leftovers); returns how many queued."""
+        if not self.incoming.is_dir():
+            return 0
+        queued = 0
+        for meta_path in sorted(self.incoming.glob("*.json")):
+            meta = json.loads(meta_path.read_bytes())
+            clip = self.incoming / meta["file"]
+            try:
+                queued += self._queue(clip, meta)
+            finally:
+                clip.unlink(missing_ok=True)
+                meta_path.unlink(missing_ok=True)
+        return queued
+
+    def _queue(self, clip: Path, meta: dict) -> bool:
+        cfg = self.ctx.config
+        if not self.queue.allows(meta["owner"], Purpose.PRODUCT_IMPROVEMENT):
+            return False  # withdrawn since the offer: not even decoded
         name, version = model_identity(cfg)
         try:
-            prepared = self.queue.prepare(owner, purpose, path, span=None, predicted=None, score=None,
-                                          corrected=None, model_name=name, model_version=version,
-                                          month=month_of(parse_iso_utc(sidecar.wall_start)))  # fmt: skip
+            prepared = self.queue.prepare(meta["owner"], Purpose.PRODUCT_IMPROVEMENT, clip, span=None,
+                                          predicted=None, score=None, corrected=None, model_name=name,
+                                          model_version=version, month=month_of(float(meta["wall_start"])))
         except AnonymiseError as exc:
-            log.warning("clip %s: no product-improvement sample (%s)", sidecar.clip_id, exc)
+            log.warning("clip %s: no product-improvement sample (%s)", meta["clip_id"], exc)
             return False
-        queued = self.queue.queue(prepared, daily_cap=cfg.feedback.daily_byte_cap)
-        if queued:
-            self.wake()
-        return queued
+        return self.queue.queue(prepared, daily_cap=cfg.feedback.daily_byte_cap)
 
 
 def after_withdrawal(ctx: HubContext, owner: str, purpose: Purpose) -> tuple[int, int, int]:
@@ -172,9 +225,9 @@ class FeedbackThread:
     """Sends continuously: a pass when woken (a sample was queued) or every ``send_interval_s``; between passes it
     polls the consent ledger every ``WATCH_S`` so a withdrawal deletes queued samples within a second."""
 
-    def __init__(self, queue: FeedbackQueue, store: ObjectStore, interval_s: float,
-                 stop_event: threading.Event) -> None:  # fmt: skip
-        self.queue, self.interval_s, self.stop_event = queue, interval_s, stop_event
+    def __init__(self, queue: FeedbackQueue, store: ObjectStore, interval_s: float, stop_event: threading.Event,
+                 improvement: ProductImprovement | None = None) -> None:  # fmt: skip
+        self.queue, self.interval_s, self.stop_event, self.improvement = queue, interval_s, stop_event, improvement
         self.sender = FeedbackSender(queue, store)
         self.ledger = queue.ledger
         self._wake = threading.Event()
@@ -190,7 +243,17 @@ class FeedbackThread:
 
     def join(self, timeout: float | None = None) -> None:
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    def offer(self, path: Path, sidecar: ClipSidecar) -> None:
+        """The recorder's hook for a finished clip (product improvement); never fails the recorder."""
+        if self.improvement is None:
+            return
+        try:
+            self.improvement.offer(Recording.from_sidecar(path, sidecar))
+        except (OSError, sqlite3.Error, ValueError) as exc:
+            log.warning("clip %s: not offered for product improvement (%s)", sidecar.clip_id, exc)
 
     def check_withdrawals(self) -> int:
         """Apply every withdrawal appended since the last look; returns queued samples deleted."""
@@ -202,6 +265,21 @@ class FeedbackThread:
                 self._wake.set()  # its retraction goes out now
         return deleted
 
+    def run_once(self) -> PassResult:
+        """Anonymise what was offered, then one sending pass."""
+        if self.improvement is not None:
+            self.improvement.process()
+        return self.sender.send_pass()
+
+    def finish(self) -> None:
+        """At stop (after the cameras finished their clips): the thread ends, then a last pass."""
+        self.join(10)
+        try:
+            self.check_withdrawals()
+            self.last = self.run_once()
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            log.warning("feedback: last pass failed (%s); what is queued is sent at the next start", exc)
+
     def _run(self) -> None:
         waited = self.interval_s  # a first pass at start: whatever a previous run left
         while not self.stop_event.is_set():
@@ -210,9 +288,20 @@ class FeedbackThread:
                 if self._wake.is_set() or waited >= self.interval_s:
                     self._wake.clear()
                     waited = 0.0
-                    self.last = self.sender.send_pass()
+                    self.last = self.run_once()
             except (StoreError, OSError, sqlite3.Error) as exc:
                 log.warning("feedback sender: %s; retried", exc)
             if self._wake.wait(WATCH_S):
                 continue
             waited += WATCH_S
+
+
+def hub_feedback(ctx: HubContext, stop_event: threading.Event, *,
+                 restricted: Callable[[], set[str]]) -> FeedbackThread | None:  # fmt: skip
+    """The running service's feedback sender (None when ``[feedback] enabled = false``)."""
+    if not ctx.config.feedback.enabled:
+        return None
+    queue = open_queue(ctx)
+    thread = FeedbackThread(queue, build_partner_store(ctx.config), ctx.config.feedback.send_interval_s, stop_event)
+    thread.improvement = ProductImprovement(ctx, queue, restricted=restricted, wake=thread.wake)
+    return thread
