@@ -217,3 +217,46 @@ def test_a_partner_s3_table_without_a_bucket_is_a_config_error_naming_the_field(
                    '[feedback.partner.s3]\nendpoint = "127.0.0.1:9000"\n')
     assert main(["feedback", "send", "--config", str(cfg)]) == 2
     assert "feedback.partner.s3.bucket" in capsys.readouterr().err
+
+
+def test_export_carries_the_disclosure_log_and_erasure_removes_queued_samples_but_keeps_the_proof(local_hub,
+                                                                                                   capsys, tmp_path):
+    import zipfile
+
+    consent(local_hub, "grant")
+    flag_alarm(local_hub, capsys)
+    assert run(capsys, "feedback", "send", "--config", str(local_hub.config))[0] == 0
+    clip = local_hub.clip_of("kitchen", capsys)
+    assert run(capsys, "feedback", "flag", "--config", str(local_hub.config), "--clip", clip, "--missed",
+               "glass_break")[0] == 0
+    ctx, queue = queue_of(local_hub)
+    [sent] = queue.disclosures("alice")
+    [queued] = queue.pending("alice")
+    ctx.close()
+    out = tmp_path / "alice.zip"
+    assert main(["storage", "export", "--config", str(local_hub.config), "--owner", "alice", "--out", str(out)]) == 0
+    [row] = json.loads(zipfile.ZipFile(out).read("feedback-disclosures.json"))
+    assert row["sample_id"] == sent.sample_id and "owner" not in row
+    assert main(["storage", "erase", "--config", str(local_hub.config), "--owner", "alice", "--yes"]) == 0
+    ctx, queue = queue_of(local_hub)
+    assert queue.pending() == [] and not (local_hub.data / "feedback" / f"{queued.sample_id}.flac").exists()
+    assert [d.sample_id for d in queue.disclosures("alice")] == [sent.sample_id], "the proof of what was sent stays"
+    ctx.close()
+
+
+def test_no_partner_object_carries_an_owner_camera_hub_or_clip_identifier(s3_hub, capsys):
+    consent(s3_hub, "grant")
+    flag_alarm(s3_hub, capsys)
+    assert run(capsys, "feedback", "send", "--config", str(s3_hub.config))[0] == 0
+    consent(s3_hub, "withdraw")
+    capsys.readouterr()
+    ctx = HubContext.open(load_config(s3_hub.config))
+    clip = s3_hub.clip_of("kitchen", capsys)
+    secrets = [b"alice", b"kitchen", clip.encode(), ctx.camera_hash("kitchen").encode(), ctx.secret.hex().encode(),
+               str(s3_hub.data).encode()]
+    ctx.close()
+    objects = partner_objects(s3_hub)
+    assert {k.split("/")[0] for k in objects} == {"samples", "manifests", "retractions"}
+    for key, body in objects.items():
+        for needle in secrets:
+            assert needle not in body and needle.decode() not in key, (key, needle)

@@ -138,15 +138,60 @@ class Retraction:
                            "sample_ids": list(self.sample_ids)}, sort_keys=True).encode()
 
 
+SPOOL_NAME = "feedback"
+
+
+def spool_of(db: Database) -> Path:
+    """The feedback spool sits beside the hub's database, in ``service.data_dir``."""
+    return db.path.parent / SPOOL_NAME
+
+
+def create_schema(db: Database) -> None:
+    with db.tx() as conn:
+        for statement in _statements(SCHEMA):
+            conn.execute(statement)
+
+
+def delete_for_owner(conn: sqlite3.Connection, owner: str) -> list[str]:
+    """Inside the erasure's transaction: forget ``owner``'s queued samples (not one being uploaded: the sender
+    finishes it and it is logged as a disclosure). Disclosures and retractions stay: they prove what was sent,
+    under which consent, and that it was retracted. Returns the sample ids (see :func:`discard_for_owner`)."""
+    ids = [r["sample_id"] for r in conn.execute(
+        "SELECT sample_id FROM feedback_outbox WHERE owner = ? AND state != 'inflight'", (owner,))]
+    conn.executemany("DELETE FROM feedback_outbox WHERE sample_id = ?", [(i,) for i in ids])
+    return ids
+
+
+def discard_for_owner(spool: Path, owner: str, sample_ids: list[str]) -> None:
+    """After the erasure's commit: the samples' files, and clips offered for product improvement not yet
+    anonymised."""
+    for sample_id in sample_ids:
+        for suffix in (".flac", ".json"):
+            (spool / f"{sample_id}{suffix}").unlink(missing_ok=True)
+    incoming = spool / "incoming"
+    for meta in incoming.glob("*.json") if incoming.is_dir() else ():
+        try:
+            offer = json.loads(meta.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if offer.get("owner") == owner:
+            (incoming / str(offer.get("file"))).unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+
+
+def disclosures_json(db: Database, owner: str) -> bytes:
+    """The owner's disclosure log as their export carries it (``feedback-disclosures.json``)."""
+    rows = db.query("SELECT * FROM feedback_disclosures WHERE owner = ? ORDER BY sent_at, sample_id", (owner,))
+    return json.dumps([Disclosure(**dict(r)).to_json() for r in rows], indent=2).encode()
+
+
 class FeedbackQueue:
     """The repository; creating it creates its tables and puts a crashed run's leftovers right."""
 
     def __init__(self, db: Database, spool: Path, ledger: ConsentLedger, *,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.db, self.spool, self.ledger, self.clock = db, Path(spool), ledger, clock
-        with db.tx() as conn:
-            for statement in _statements(SCHEMA):
-                conn.execute(statement)
+        create_schema(db)
         self.recover()
 
     # -- queueing ---------------------------------------------------------------------------------
@@ -290,14 +335,6 @@ class FeedbackQueue:
         if owner is not None:
             sql, params = sql + " WHERE owner = ?", (owner,)
         return [_item(r) for r in self.db.query(sql + " ORDER BY created, sample_id", params)]
-
-    def erase_owner(self, conn: sqlite3.Connection, owner: str) -> list[str]:
-        """Inside the erasure's transaction: forget ``owner``'s queued items (the caller discards their files
-        after commit). Disclosures and retractions stay: they prove what was sent and that it was retracted."""
-        ids = [r["sample_id"] for r in conn.execute(
-            "SELECT sample_id FROM feedback_outbox WHERE owner = ? AND state = 'pending'", (owner,))]
-        conn.execute("DELETE FROM feedback_outbox WHERE owner = ? AND state = 'pending'", (owner,))
-        return ids
 
     def recover(self) -> None:
         """Start-up: an item a crash left inflight is pending again (its keys are its sample id, so a retry

@@ -29,7 +29,7 @@ from ..errors import EdgeMediaError
 from ..model_files import read_manifest
 from ..privacy.anonymise import MISSED, AnonymiseError, month_of
 from ..privacy.consent import ConsentLedger
-from ..privacy.feedback import FeedbackQueue, Prepared, write_atomic
+from ..privacy.feedback import FeedbackQueue, Prepared, spool_of, write_atomic
 from ..privacy.feedback_send import FeedbackSender, PassResult
 from ..privacy.flags import Flag
 from ..privacy.notices import Purpose
@@ -40,7 +40,6 @@ from .storage import StorageConfigError, resolve_credentials
 log = logging.getLogger(__name__)
 
 AUDIO_MODEL = "audio_events"
-SPOOL = "feedback"
 WATCH_S = 0.5  # how often the sender thread looks for withdrawals (the promise: within 1 s)
 
 
@@ -67,7 +66,7 @@ def model_identity(config: Config) -> tuple[str, str]:
 
 
 def open_queue(ctx: HubContext) -> FeedbackQueue:
-    return FeedbackQueue(ctx.db, Path(ctx.config.service.data_dir) / SPOOL, ConsentLedger(ctx.db))
+    return FeedbackQueue(ctx.db, spool_of(ctx.db), ConsentLedger(ctx.db))
 
 
 @contextmanager
