@@ -230,7 +230,7 @@ class FeedbackThread:
         self.sender = FeedbackSender(queue, store)
         self.ledger = queue.ledger
         self._wake = threading.Event()
-        self._seq = max((r.seq for r in self.ledger.changes_since(0)), default=0)
+        self._seq = 0  # the first look replays every withdrawal: one made while the service was down counts too
         self._thread = threading.Thread(target=self._run, name="feedback", daemon=True)
         self.last: PassResult | None = None
 
