@@ -13,10 +13,10 @@ is tested here is the queue's bookkeeping, not the anonymiser, and cloning keeps
 from __future__ import annotations
 
 import itertools
-import threading
 import json
 import shutil
 import tempfile
+import threading
 import uuid
 from dataclasses import replace
 from pathlib import Path
