@@ -158,5 +158,5 @@ class FeedbackMachine(RuleBasedStateMachine):
                 assert last.action == "grant", f"{d.sample_id}: sent, withdrawn, a pass ran, yet not retracted"
 
 
-FeedbackMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+FeedbackMachine.TestCase.settings = settings(max_examples=50, stateful_step_count=40, deadline=None)
 TestFeedbackMachine = FeedbackMachine.TestCase
