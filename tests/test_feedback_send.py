@@ -260,3 +260,30 @@ def test_no_partner_object_carries_an_owner_camera_hub_or_clip_identifier(s3_hub
     for key, body in objects.items():
         for needle in secrets:
             assert needle not in body and needle.decode() not in key, (key, needle)
+
+
+class WithdrawDuringUpload(LocalStore):
+    """A real local partner store; the owner withdraws while the sample's FLAC is being put (a race the sender
+    cannot prevent: consent held when it claimed the item)."""
+
+    ledger: ConsentLedger
+
+    def put_object(self, key, path, **kw):
+        info = super().put_object(key, path, **kw)
+        if key.endswith(".flac"):
+            self.ledger.withdraw("alice", Purpose.MISDETECTION_FEEDBACK, actor="alice", method="api")
+        return info
+
+
+def test_a_withdrawal_during_the_upload_is_retracted_in_the_same_pass(local_hub, capsys):
+    consent(local_hub, "grant")
+    flag_alarm(local_hub, capsys)
+    ctx, queue = queue_of(local_hub)
+    store = WithdrawDuringUpload(ctx.config.partner_path)
+    store.ledger = queue.ledger
+    result = FeedbackSender(queue, store).send_pass()
+    [sent] = queue.disclosures("alice")
+    ctx.close()
+    assert (result.sent, result.retractions) == (1, 1), "disclosed (it did leave) and retracted at once"
+    [key] = [o.key for o in store.list_objects("retractions/")]
+    assert json.loads(store.get_object(key))["sample_ids"] == [sent.sample_id] and sent.retraction_id
