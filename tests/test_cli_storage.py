@@ -52,7 +52,8 @@ def test_status_export_restrict_erase(hub, tmp_path):
     res = run("storage", "export", "--config", str(hub), "--owner", "alice", "--out", str(out))
     assert res.returncode == 0, res.stderr
     names = zipfile.ZipFile(out).namelist()
-    assert len(names) == 5 and {"manifest.json", "consent.json", "flags.json"} <= set(names)
+    extra = {"manifest.json", "consent.json", "flags.json", "feedback-disclosures.json"}
+    assert len(names) == 6 and extra <= set(names)
 
     assert run("storage", "restrict", "--config", str(hub), "--camera", "porch").returncode == 0
     status = json.loads(run("storage", "status", "--config", str(hub), "--json").stdout)

@@ -126,14 +126,14 @@ def test_export_contains_exactly_the_owners_clips_and_erasure_leaves_nothing(tmp
         buf = io.BytesIO()
         report = rights.export(alice, buf, fmt="zip")
         names = zipfile.ZipFile(io.BytesIO(buf.getvalue())).namelist()
-        extra = ("manifest.json", "consent.json", "flags.json")
-        assert report.objects == 4 and len(names) == 7 and set(extra) <= set(names)
+        extra = ("manifest.json", "consent.json", "flags.json", "feedback-disclosures.json")
+        assert report.objects == 4 and len(names) == 8 and set(extra) <= set(names)
         assert all(alice.cameras["porch"] in n for n in names if n not in extra)
         manifest = json.loads(zipfile.ZipFile(io.BytesIO(buf.getvalue())).read("manifest.json"))
         assert {f["camera"] for f in manifest["files"]} == {"porch"}
         tar_buf = io.BytesIO()
         rights.export(alice, tar_buf, fmt="tar")
-        assert len(tarfile.open(fileobj=io.BytesIO(tar_buf.getvalue())).getnames()) == 7
+        assert len(tarfile.open(fileobj=io.BytesIO(tar_buf.getvalue())).getnames()) == len(names)
 
         from uploader.outbox import Outbox
 

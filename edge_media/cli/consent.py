@@ -21,7 +21,8 @@ from ..config import Config, load_config
 from ..errors import UsageError
 from ..privacy.consent import ConsentLedger, NotTheOwner, iso_utc
 from ..privacy.notices import Notice, NoticeBook, Purpose
-from ..service.context import DB_NAME, DataDirError
+from ..service.context import DB_NAME, DataDirError, HubContext
+from ..service.feedback import after_withdrawal
 from .format import fields, print_json, table
 from .storage import check_owner
 
@@ -98,6 +99,13 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
     r = change.record
     print(f"{args.owner}: withdrew {purpose} at {iso_utc(r.at)} (ends consent id {r.withdraws}); "
           f"withdrawal id {r.consent_id}")
+    ctx = HubContext.open(config)
+    try:
+        deleted, written, owed = after_withdrawal(ctx, args.owner, purpose)
+    finally:
+        ctx.close()
+    print(f"{args.owner}: {deleted} queued sample(s) deleted; {written} retraction(s) written to the partner"
+          + (f", {owed} owed (written by the next sending pass)" if owed else ""))
     return 0
 
 

@@ -1,7 +1,8 @@
 """``edge-media feedback …``: the owner reports what the models got wrong in a clip, and sees what they reported.
 
 A flag is always kept on the hub (it is the owner's: export includes it, erasure removes it). Only audio flags
-can ever go to the model partner, and only through the consent-gated feedback queue; this command sends nothing.
+can ever go to the model partner, and only through the consent-gated feedback queue (``feedback send`` runs one
+pass of it; ``feedback disclosures`` shows the owner what was sent).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 
 from ..config import Config, load_config
 from ..errors import UsageError
+from ..privacy.feedback_send import FeedbackSender
 from ..privacy.flags import MOTION, NOTHING, Flag, FlagRequest, Flags, FlagService
 from ..service.catalog import ClipCatalog
 from ..service.context import HubContext
+from ..service.feedback import FlagFeedback, build_partner_store, open_queue
 from .format import iso_utc, print_json, table
 from .storage import check_owner
 
@@ -49,13 +52,49 @@ def cmd_flag(args: argparse.Namespace) -> int:
         known = set(config.owners) | {c.owner for c in config.cameras} | {m.owner for m in config.microphones}
         if clip.owner not in known:
             raise UsageError(f"--clip: clip {args.clip} belongs to owner {clip.owner!r}, who is not in this config")
-        flag = FlagService(ctx.db, audio_event_labels(config)).flag(clip, request)
+        hook = FlagFeedback(ctx, clip)
+        flag = FlagService(ctx.db, audio_event_labels(config)).flag(clip, request, hook)
+        queued = hook.queued is not None
     finally:
         ctx.close()
     truth = f", truth {flag.truth}" if flag.truth else ""
-    where = ("kept on this hub; may go to the model partner, anonymised, only with consent" if flag.partner_eligible
-             else "kept on this hub only (motion flags never leave it)")
+    where = ("kept on this hub only (motion flags never leave it)" if not flag.partner_eligible
+             else "kept on this hub; an anonymised sample is queued for the model partner" if queued
+             else "kept on this hub; nothing queued for the model partner (no misdetection-feedback consent)")
     print(f"flagged clip {flag.clip_id}: {flag.kind} {flag.label}{truth} (flag {flag.flag_id}); {where}")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    ctx = HubContext.open(config)
+    try:
+        if not config.feedback.enabled:
+            print("feedback is disabled ([feedback] enabled = false); nothing sent")
+            return 0
+        result = FeedbackSender(open_queue(ctx), build_partner_store(config)).send_pass()
+    finally:
+        ctx.close()
+    print(result.describe())
+    return 1 if result.failed else 0
+
+
+def cmd_disclosures(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    check_owner(config, args.owner)
+    ctx = HubContext.open(config)
+    try:
+        rows = open_queue(ctx).disclosures(args.owner)
+    finally:
+        ctx.close()
+    if args.json:
+        print_json([d.to_json() for d in rows])
+    elif not rows:
+        print(f"{args.owner}: nothing was sent to the model partner")
+    else:
+        print(table(["sample id", "purpose", "consent id", "label", "bytes", "sent", "retracted"],
+                    [[d.sample_id, d.purpose, d.consent_id, d.label or None, d.bytes, iso_utc(d.sent_at),
+                      d.retraction_id or "no"] for d in rows]))  # fmt: skip
     return 0
 
 
@@ -112,3 +151,13 @@ def add_feedback_parser(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--owner", help="only this owner's flags")
     ls.add_argument("--json", action="store_true", help="print the same data as JSON (times as ISO-8601 UTC)")
     ls.set_defaults(func=cmd_flags)
+    help_ = "run one sending pass of the consented, anonymised samples to the model partner"
+    snd = fsub.add_parser("send", help=help_, description=help_)
+    snd.add_argument("--config", required=True, type=Path, help="the hub's TOML config file")
+    snd.set_defaults(func=cmd_send)
+    help_ = "what of the owner's audio was sent to the model partner (never the audio itself)"
+    dis = fsub.add_parser("disclosures", help=help_, description=help_)
+    dis.add_argument("--config", required=True, type=Path, help="the hub's TOML config file")
+    dis.add_argument("--owner", required=True, help="owner id")
+    dis.add_argument("--json", action="store_true", help="print the same data as JSON (times as ISO-8601 UTC)")
+    dis.set_defaults(func=cmd_disclosures)

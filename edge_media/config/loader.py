@@ -207,6 +207,19 @@ hysteresis = 0.1                   # an event stays on down to threshold - hyste
 end_after_s = 3.0                  # ended after this long not heard
 thresholds = { smoke_co_alarm = 0.5 }   # per-label overrides of the model's thresholds
 
+[feedback]                         # anonymised audio to the model partner, only with the owner's consent
+enabled = true
+daily_byte_cap = 50000000          # product improvement: most FLAC bytes queued per UTC day
+send_interval_s = 30.0             # retry interval of the sender (it is also woken when a sample is queued)
+
+[feedback.partner]                 # the partner's feedback store, separate from the clip store
+backend = 'local'                  # 'local' (<data_dir>/partner) or 's3' with a [feedback.partner.s3] table
+#   [feedback.partner.s3]          # exactly as [storage.s3], its own bucket and credentials
+#   endpoint = "feedback.partner.example:443"
+#   bucket = "audio-feedback"
+#   access_key_env = "EDGE_MEDIA_PARTNER_ACCESS_KEY"
+#   secret_key_env = "EDGE_MEDIA_PARTNER_SECRET_KEY"
+
 [[microphones]]
 name = "hall-mic"                  # unique slug (not a camera's name)
 device = ""                        # sounddevice name or index; empty: default input

@@ -11,6 +11,7 @@ from ._base import ConfigModel, FieldCheckError
 from .audio import AudioConfig, MicrophoneConfig
 from .camera import CameraConfig
 from .events import EventsConfig
+from .feedback import FeedbackConfig
 from .recording import RecordingConfig
 from .service import ServiceConfig
 from .storage import StorageConfig
@@ -40,6 +41,7 @@ class Config(ConfigModel):
         default_factory=dict, description="Owner id -> settings; owners not listed use storage.plan."
     )
     audio: AudioConfig = Field(default_factory=AudioConfig, description="Audio-event detection.")
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig, description="Anonymised audio to the partner.")
     microphones: list[MicrophoneConfig] = Field(
         default_factory=list, description="Local microphones (sounddevice); may be empty."
     )
@@ -103,6 +105,11 @@ class Config(ConfigModel):
     def store_path(self) -> Path:
         """The local object-store root, resolved against ``service.data_dir``."""
         return _below(self.service.data_dir, self.storage.local_dir, "store")
+
+    @property
+    def partner_path(self) -> Path:
+        """The local partner store's root (``[feedback.partner] backend = "local"``)."""
+        return _below(self.service.data_dir, self.feedback.partner.local_dir, "partner")
 
     @property
     def retention_days(self) -> int:

@@ -198,6 +198,14 @@ class Flags:
         return conn.execute(f"DELETE FROM {TABLE} WHERE owner = ?", (owner,)).rowcount
 
 
+class FeedbackHook(Protocol):
+    """The feedback outbox's side of a flag (edge_media.service.feedback.FlagFeedback)."""
+
+    def prepare(self, flag: Flag) -> Any: ...  # the anonymised sample, or None: consent does not allow it
+    def insert(self, conn: sqlite3.Connection, prepared: Any) -> bool: ...
+    def discard(self, prepared: Any) -> None: ...
+
+
 class FlagService:
     """Checks a flag against its clip and stores it: the one place a partner-eligible flag is handed on."""
 
@@ -206,17 +214,25 @@ class FlagService:
         self.db, self.audio_labels, self.clock, self.new_id = db, frozenset(audio_labels), clock, new_id
         self.flags = Flags(db)
 
-    def flag(self, clip: FlaggableClip, request: FlagRequest) -> Flag:
+    def flag(self, clip: FlaggableClip, request: FlagRequest, feedback: FeedbackHook | None = None) -> Flag:
         """Check and store; raises :class:`UsageError` (nothing stored) for a flag that makes no sense or was
         already made. The seam for the feedback queue: a ``partner_eligible`` flag's queue item is to be added in
         the transaction below, so that a flag and its item commit together (consent is checked when the item is
         queued and again when it is sent, not here)."""
         flag = decide_flag(clip, request, self.audio_labels, flag_id=self.new_id(), created=self.clock())
-        with self.db.tx() as conn:
-            same = conn.execute(f"SELECT flag_id FROM {TABLE} WHERE clip_id = ? AND kind = ? AND label = ?",
-                                (flag.clip_id, flag.kind, flag.label)).fetchone()  # fmt: skip
-            if same is not None:
-                raise UsageError(f"clip {flag.clip_id}: {flag.kind} {flag.label} is already flagged "
-                                 f"(flag {same['flag_id']}); nothing stored")
-            Flags.add(conn, flag)
+        # Anonymised before the transaction (slow), only if consent allows it now; queued inside it.
+        prepared = feedback.prepare(flag) if feedback is not None and flag.partner_eligible else None
+        queued = False
+        try:
+            with self.db.tx() as conn:
+                same = conn.execute(f"SELECT flag_id FROM {TABLE} WHERE clip_id = ? AND kind = ? AND label = ?",
+                                    (flag.clip_id, flag.kind, flag.label)).fetchone()  # fmt: skip
+                if same is not None:
+                    raise UsageError(f"clip {flag.clip_id}: {flag.kind} {flag.label} is already flagged "
+                                     f"(flag {same['flag_id']}); nothing stored")
+                Flags.add(conn, flag)
+                queued = prepared is not None and feedback is not None and feedback.insert(conn, prepared)
+        finally:
+            if prepared is not None and feedback is not None and not queued:
+                feedback.discard(prepared)
         return flag

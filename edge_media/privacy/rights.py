@@ -30,6 +30,7 @@ from uploader.outbox import Outbox
 
 from ..errors import EdgeMediaError
 from .consent import ConsentLedger
+from .feedback import create_schema, delete_for_owner, discard_for_owner, disclosures_json, spool_of
 from .flags import Flags
 from .restrictions import Restriction, Restrictions
 
@@ -72,6 +73,7 @@ class EraseReport:
     outbox_rows: int
     index_rows: int
     flags: int = 0  # the owner's misdetection flags
+    feedback: int = 0  # the owner's samples queued for the model partner, not sent
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class OwnerRights:
         self.restrictions = Restrictions(db)
         self.consent = ConsentLedger(db, clock=clock)
         self.flags = Flags(db)
+        create_schema(db)
 
     # -- export -----------------------------------------------------------------------------------
 
@@ -109,6 +112,7 @@ class OwnerRights:
             add("manifest.json", json.dumps({"owner": scope.owner, "exported_at": self.clock(),
                                              "files": manifest}, indent=2).encode())
             add("consent.json", json.dumps(self.consent.export(scope.owner), indent=2).encode())
+            add("feedback-disclosures.json", disclosures_json(self.db, scope.owner))  # what went to the partner
         with self.db.tx() as conn:
             audit.record(conn, "export", owner=scope.owner, detail=f"{len(manifest)} files, {total} bytes")
         spool_n = sum(1 for i in items if i.source == "spool")
@@ -183,9 +187,11 @@ class OwnerRights:
                     p.unlink(missing_ok=True)
             index_rows = ClipIndex.delete_for_owner(conn, scope.owner)
             flags = Flags.delete_for_owner(conn, scope.owner)
+            samples = delete_for_owner(conn, scope.owner)
             audit.delete_for_owner(conn, scope.owner, key_prefixes=scope.prefixes)
             audit.record(conn, "erase", detail=f"{len(keys)} objects, {len(spool_clips)} spool clips")
-        return EraseReport(len(keys), len(spool_clips), len(rows), index_rows, flags)
+        discard_for_owner(spool_of(self.db), scope.owner, samples)
+        return EraseReport(len(keys), len(spool_clips), len(rows), index_rows, flags, len(samples))
 
     def _remove_stragglers(self, scope: OwnerScope) -> int:
         """After the commit: objects of the owner that landed while we erased (an upload we stopped waiting

@@ -31,6 +31,7 @@ from .camera import (
     detect_batch,
 )
 from .context import HubContext
+from .feedback import hub_feedback
 from .housekeeping import SpoolQuota, expire_local_copies
 from .microphone import BlockSource, MicWorker
 from .plans import sync_plans
@@ -113,6 +114,7 @@ class Service:
         self.sweeper = RetentionSweeper(self.store, self.ctx.db, interval_s=st.sweep_interval_s,
                                         reconcile_every=st.reconcile_every)
         self.rights = OwnerRights(self.store, self.spool, self.ctx.db)
+        self.feedback = hub_feedback(self.ctx, self.stop_event, restricted=self.rights.restricted)
         self.workers = [self._worker(cam) for cam in config.cameras if cam.enabled]
         self.mics = [self._mic(m) for m in config.microphones if m.enabled and self.audio_model is not None]
         self._control = threading.Thread(target=self._control_loop, name="control", daemon=True)
@@ -123,7 +125,7 @@ class Service:
         recorder = CameraRecorder(
             cam.name, self.spool, pre_roll_s=rec.pre_roll_s, ring_seconds=rec.pre_roll_s + RING_SLACK_S,
             ring_max_bytes=rec.ring_max_bytes, model_versions=self._model_versions(),
-            on_clip=self.publisher.submit, room=lambda n: self.quota.make_room(n, **who))
+            on_clip=self._on_clip, room=lambda n: self.quota.make_room(n, **who))
         ev = self.config.events
         tracker = EventTracker(cam.name, "motion", TrackerSettings(
             min_frames=ev.min_motion_frames, post_roll_s=rec.post_roll_s, max_clip_s=rec.max_clip_s,
@@ -147,13 +149,18 @@ class Service:
         paired = next((w.pipeline for w in self.workers if w.cam.name == mic.camera), None) if mic.camera else None
         recorder = None if paired is not None else AudioClipRecorder(
             mic.name, self.spool, pre_roll_s=self.config.recording.pre_roll_s, sample_rate=model.info.sample_rate,
-            model_versions=self._model_versions(), on_clip=self.publisher.submit)
+            model_versions=self._model_versions(), on_clip=self._on_clip)
         audio_queue = self.queues.audio
         clips = ClipSettings(pre_roll_s=self.config.recording.pre_roll_s, max_clip_s=self.config.recording.max_clip_s)
         who = {"owner": mic.owner, "source": mic.name, "source_hash": self.ctx.camera_hash(mic.name)}
         return MicWorker(mic.name, source, chain, lambda item: audio_queue.submit(item, block=False),
                          paired=paired, recorder=recorder, stop_event=self.stop_event, clips=clips,
                          can_record=lambda: self.quota.admit(**who))  # a paired one's camera asks
+
+    def _on_clip(self, path, sidecar) -> None:
+        if self.feedback is not None:  # first: the uploader may delete the clip once it is queued
+            self.feedback.offer(path, sidecar)
+        self.publisher.submit(path, sidecar)
 
     def _model_versions(self) -> dict[str, str]:
         versions = {"motion": self.detector.model_version}
@@ -172,6 +179,8 @@ class Service:
         self._apply_restrictions()
         self.uploader.start()
         self.sweeper.start()
+        if self.feedback is not None:
+            self.feedback.start()
         self.queues.start()
         for w in self.workers:
             w.start()
@@ -229,6 +238,8 @@ class Service:
         self._drain_uploads(upload_drain_s)
         self.uploader.stop()
         self.sweeper.stop()
+        if self.feedback is not None:
+            self.feedback.finish()
         if self._control.ident is not None:
             self._control.join(5)
         log.info("edge-media stopped")
