@@ -225,7 +225,13 @@ def test_cli_without_credentials_is_a_usage_error(monkeypatch, capsys):
 
 def test_a_mirror_loads_with_hugging_face_audiofolder(filled, tmp_path):
     datasets = pytest.importorskip("datasets", reason="Hugging Face datasets is optional (heavy); see the doc")
+    # datasets < 4 decodes audio with soundfile + librosa; from 4.0 with torchcodec (needed even to build)
+    for module in ("torchcodec",) if int(datasets.__version__.split(".")[0]) >= 4 else ("soundfile", "librosa"):
+        pytest.importorskip(module, reason=f"datasets {datasets.__version__} needs {module} for audio; see the doc")
     bucket, live, _ = filled
     fd.export_audiofolder(bucket.loader(), tmp_path)
     ds = datasets.load_dataset("audiofolder", data_dir=str(tmp_path), split="train")
     assert sorted(ds["sample_id"]) == sorted(m.sample_id for m in live.values())
+    for row in ds:  # the audio column decodes the mirrored FLAC at its length
+        assert row["audio"]["sampling_rate"] == RATE
+        assert abs(len(row["audio"]["array"]) / RATE - row["duration_s"]) < 0.01
