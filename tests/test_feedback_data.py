@@ -116,6 +116,15 @@ def test_loader_yields_exactly_the_non_retracted_samples(filled):
     assert len(list(bucket.loader().manifest_lines())) == 4  # manifests stay as sent; retraction is applied later
 
 
+def test_a_sample_listed_in_two_manifests_is_loaded_once(bucket: Bucket):
+    """The sender may list a sample again after a crash between its upload and its commit."""
+    meta = bucket.sample(_meta("misdetection-feedback", "siren", 0.9, "nothing", 2.0), 800.0)
+    bucket.manifest([meta])
+    bucket.manifest([meta])
+    assert [s.sample_id for s in bucket.loader().samples()] == [meta.sample_id]
+    assert [line["sample_id"] for line in bucket.loader().manifest_lines()] == [meta.sample_id]
+
+
 def test_training_data_returns_the_labelled_waveforms(filled):
     bucket, live, _ = filled
     waves, labels = fd.training_data(bucket.loader().samples())

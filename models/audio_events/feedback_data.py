@@ -188,7 +188,9 @@ class FeedbackBucket:
         return ids
 
     def manifest_lines(self) -> Iterator[dict[str, object]]:
-        """The valid lines of every batch manifest (``manifests/*.jsonl``); others are skipped with a warning."""
+        """The valid lines of every batch manifest (``manifests/*.jsonl``), once per sample id (a sender that
+        crashed mid-batch may list a sample again in its next manifest); others are skipped with a warning."""
+        seen: set[str] = set()
         for key in self._keys("manifests/"):
             for n, line in enumerate(self._get(key).decode().splitlines(), 1):
                 if not line.strip():
@@ -202,7 +204,9 @@ class FeedbackBucket:
                 except (SampleRejected, ValueError) as exc:
                     warnings.warn(f"skipped {key} line {n}: {exc}", stacklevel=2)
                     continue
-                yield {"file_name": name, **meta}
+                if meta["sample_id"] not in seen:
+                    seen.add(str(meta["sample_id"]))
+                    yield {"file_name": name, **meta}
 
     def samples(self) -> Iterator[FeedbackSample]:
         """Every valid, non-retracted sample with its audio present, in key order."""
