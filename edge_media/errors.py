@@ -7,13 +7,11 @@ keeps its traceback.
 
 ``recorder`` and ``uploader`` are lower layers: they must never import ``edge_media`` (a layer never reaches
 up), so each has ONE base of its own — ``recorder.RecorderError`` and ``uploader.StoreError`` — and this module
-lists them beside ours in ``DOMAIN_ERRORS``, the tuple the CLI's single handler catches. That tuple is built on
-first use: ``edge_media.config`` derives its errors from this module and must not pull in PyAV and minio.
+lists them beside ours in ``domain_errors()``, the tuple the CLI's single handler catches. It is a function, not a
+constant: ``edge_media.config`` derives its errors from this module and must not pull in PyAV and minio.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -37,12 +35,6 @@ def domain_errors() -> tuple[type[Exception], ...]:
     from uploader import StoreError
 
     return (EdgeMediaError, RecorderError, StoreError)
-
-
-def __getattr__(name: str) -> Any:  # DOMAIN_ERRORS, imported lazily (see the module docstring)
-    if name == "DOMAIN_ERRORS":
-        return domain_errors()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def exit_code(exc: BaseException) -> int:

@@ -1,5 +1,5 @@
 """The recorder's one error base. ``recorder`` must not import ``edge_media`` (a layer never reaches up), so
-it has its own; ``edge_media.errors.DOMAIN_ERRORS`` lists it so the CLI reports it as one line."""
+it has its own; ``edge_media.errors.domain_errors()`` lists it so the CLI reports it as one line."""
 
 
 class RecorderError(Exception):

@@ -24,7 +24,7 @@ from edge_media.cli import main
 from edge_media.cli.main import run_command
 from edge_media.config import ConfigError
 from edge_media.config._base import FieldCheckError
-from edge_media.errors import DOMAIN_ERRORS, EdgeMediaError, UsageError
+from edge_media.errors import EdgeMediaError, UsageError, domain_errors
 from edge_media.model_files import ModelIntegrityError
 from edge_media.service.context import DataDirError
 from edge_media.service.storage import StorageConfigError
@@ -47,7 +47,7 @@ def _modules(package) -> list:
 def test_every_error_class_derives_from_one_domain_base():
     """Bug: errors derived from bare Exception/RuntimeError/ValueError, so the CLI caught some of them by name
     and printed tracebacks for the rest. Every exception class defined in the three packages now has a base in
-    DOMAIN_ERRORS, and the lower layers do not import edge_media to get it."""
+    domain_errors(), and the lower layers do not import edge_media to get it."""
     found = []
     for package in (edge_media, recorder, uploader):
         for module in _modules(package):
@@ -55,7 +55,7 @@ def test_every_error_class_derives_from_one_domain_base():
                 if issubclass(cls, BaseException) and cls.__module__ == module.__name__:
                     found.append(cls)
     bad = [f"{c.__module__}.{c.__qualname__}" for c in found
-           if not issubclass(c, DOMAIN_ERRORS) and f"{c.__module__}.{c.__qualname__}" not in INTERNAL]
+           if not issubclass(c, domain_errors()) and f"{c.__module__}.{c.__qualname__}" not in INTERNAL]
     assert len(found) >= 12 and bad == []
     for lower in ("recorder", "uploader"):  # ...and the lower layers never import edge_media for theirs
         for path in (Path(__file__).parents[1] / lower).rglob("*.py"):
