@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,12 @@ class CameraPipeline:
         windows = [w for b in self.audio.decoder.flush() for w in self.audio.windower.push(b.samples, b.time)]
         windows += self.audio.windower.end()
         return AudioWindows(self, windows) if windows else None
+
+    def wall_of(self, t: float) -> float:
+        """Wall-clock time of this camera's stream time ``t`` (now, before the first packet)."""
+        if self._clock is None:
+            return time.time()
+        return self._clock[1] + (t - self._clock[0])
 
     def stream_time_of(self, wall: float) -> float | None:
         """This camera's stream time at wall-clock ``wall`` (to place a paired microphone's events)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from recorder import AudioClipRecorder, CameraRecorder
@@ -19,10 +20,11 @@ from ..audio.setup import load_audio_model, new_logic, new_windower
 from ..config import CameraConfig, Config, MicrophoneConfig
 from ..detect import MotionDetector, MotionSettings
 from ..errors import EdgeMediaError
-from ..events import ClipSettings, EventTracker, TrackerSettings
+from ..events import ClipSettings, EventTracker, TrackerSettings, Transition
 from ..privacy import OwnerRights
 from ..sources import DetectFrame
 from .batcher import Batcher
+from .bus import EventNotice, HubBus, SourceNotice, event_id
 from .camera import (
     AudioChain,
     AudioWindows,
@@ -33,6 +35,7 @@ from .camera import (
 from .context import HubContext
 from .feedback import hub_feedback
 from .housekeeping import SpoolQuota, expire_local_copies
+from .live import LiveStatus
 from .microphone import BlockSource, MicWorker
 from .plans import sync_plans
 from .publish import ClipPublisher
@@ -96,6 +99,10 @@ class Service:
         self.config = config
         self.stop_event = threading.Event()
         self.ctx = HubContext.open(config, store=store)
+        self.bus = HubBus()  # notices for the API, notifications and metrics; the pipeline never waits on it
+        self.live = LiveStatus({**{c.name: "camera" for c in config.cameras if c.enabled},
+                                **{m.name: "microphone" for m in config.microphones if m.enabled}})
+        self.bus.subscribe(self.live.on_notice)
         self.store, self.spool = self.ctx.store, self.ctx.spool
         self.detector = detector if detector is not None else MotionDetector(threads=config.service.detect_threads)
         self.audio_model = load_audio_model(config.audio) if config.audio.enabled else None
@@ -136,7 +143,21 @@ class Service:
                                new_logic(cam.name, self.audio_model, self.config.audio))
         pipe = CameraPipeline(cam.name, tracker, motion_settings(cam), recorder,
                               can_record=lambda: self.quota.admit(**who), audio=audio)
-        return CameraWorker(cam, pipe, self.queues, self.stop_event)
+        pipe.on_transition = self._announcer(cam.name, pipe.wall_of)
+        return CameraWorker(cam, pipe, self.queues, self.stop_event, on_state=self._state_announcer(cam.name))
+
+    def _announcer(self, source: str, wall_of: Callable[[float], float]) -> Callable[[Transition], None]:
+        """Publishes a source's event starts and ends on the bus, in wall-clock time."""
+        def announce(tr: Transition) -> None:
+            ev = tr.event
+            end = wall_of(ev.until) if tr.kind == "end" else None
+            self.bus.publish(EventNotice(source=source, label=ev.label, phase=tr.kind,
+                                         event_id=event_id(source, ev.label, ev.start), score=ev.score,
+                                         start=wall_of(ev.start), end=end))
+        return announce
+
+    def _state_announcer(self, source: str) -> Callable[[str, str | None], None]:
+        return lambda state, problem: self.bus.publish(SourceNotice(source=source, state=state, problem=problem))
 
     def _mic(self, mic: MicrophoneConfig, source: BlockSource | None = None) -> MicWorker:
         model, cfg = self.audio_model, self.config.audio
@@ -153,9 +174,12 @@ class Service:
         audio_queue = self.queues.audio
         clips = ClipSettings(pre_roll_s=self.config.recording.pre_roll_s, max_clip_s=self.config.recording.max_clip_s)
         who = {"owner": mic.owner, "source": mic.name, "source_hash": self.ctx.camera_hash(mic.name)}
+        wall0 = source
         return MicWorker(mic.name, source, chain, lambda item: audio_queue.submit(item, block=False),
                          paired=paired, recorder=recorder, stop_event=self.stop_event, clips=clips,
-                         can_record=lambda: self.quota.admit(**who))  # a paired one's camera asks
+                         can_record=lambda: self.quota.admit(**who),  # a paired one's camera asks
+                         on_transition=self._announcer(mic.name, lambda t: (wall0.start_wall or time.time()) + t),
+                         on_state=self._state_announcer(mic.name))
 
     def _on_clip(self, path, sidecar) -> None:
         if self.feedback is not None:  # first: the uploader may delete the clip once it is queued
@@ -274,9 +298,19 @@ class Service:
     def _apply_restrictions(self) -> None:
         restricted = self.rights.restricted()
         for w in self.workers:
-            w.pipeline.request_restricted(self.ctx.camera_hash(w.cam.name) in restricted)
+            is_restricted = self.ctx.camera_hash(w.cam.name) in restricted
+            w.pipeline.request_restricted(is_restricted)
+            self.live.set_restricted(w.cam.name, is_restricted)
         for m in self.mics:  # microphones are restricted by name like cameras (`--camera <mic>`)
-            m.request_restricted(self.ctx.camera_hash(m.name) in restricted)
+            is_restricted = self.ctx.camera_hash(m.name) in restricted
+            m.request_restricted(is_restricted)
+            self.live.set_restricted(m.name, is_restricted)
+
+    def _sample_frames(self) -> None:
+        for w in self.workers:  # the stream that is decoded: the detect substream where there is one
+            src = next((s for s in w.sources if s.spec.detect_width is not None), None)
+            if src is not None:
+                self.live.sample_frames(w.cam.name, src.stats.frames_decoded)
 
     def _control_loop(self) -> None:
         """Picks up restrictions made by `edge-media storage restrict` and expires local copies."""
@@ -285,6 +319,7 @@ class Service:
             ticks += 1
             try:
                 self._apply_restrictions()
+                self._sample_frames()
                 if ticks % 30 == 0 and self.config.storage.keep_local_days > 0:
                     expire_local_copies(self.ctx.db, keep_days=self.config.storage.keep_local_days)
             except Exception:  # housekeeping must never take the service down

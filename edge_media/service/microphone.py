@@ -43,9 +43,12 @@ class MicWorker:
     def __init__(self, name: str, source: BlockSource, chain: AudioChain, submit: Callable[[AudioWindows], None],
                  *, paired: CameraPipeline | None = None, recorder: AudioClipRecorder | None = None,
                  stop_event: threading.Event | None = None, clips: ClipSettings | None = None,
-                 can_record: Callable[[], bool] = lambda: True) -> None:
+                 can_record: Callable[[], bool] = lambda: True,
+                 on_transition: Callable[[Transition], None] | None = None,
+                 on_state: Callable[[str, str | None], None] | None = None) -> None:
         self.name, self.source, self.chain, self.submit = name, source, chain, submit
         self.paired, self.recorder, self.can_record = paired, recorder, can_record
+        self.on_transition, self.on_state = on_transition, on_state  # the hub's notices (must not block)
         pre_roll = recorder.pre_roll_s if recorder is not None else 0.0
         self.decider = ClipDecider(clips or ClipSettings(pre_roll_s=pre_roll))
         self._who = f"microphone {name}"
@@ -83,14 +86,21 @@ class MicWorker:
             except MicUnavailable as exc:
                 log.error("microphone %s: %s (retrying every %.0f s; the rest of the service runs)",
                           self.name, exc, RETRY_S)
+                self._tell_state("retrying", str(exc))
                 self.stop_event.wait(RETRY_S)
                 continue
+            self._tell_state("connected", None)
             try:
                 self._capture()
             finally:
                 self.source.stop()
                 self._finish()
+                self._tell_state("ended", None)
             return
+
+    def _tell_state(self, state: str, problem: str | None) -> None:
+        if self.on_state is not None:
+            self.on_state(state, problem)
 
     def _capture(self) -> None:
         while not self.stop_event.is_set():
@@ -120,6 +130,9 @@ class MicWorker:
             ev = tr.event
             log.info("microphone %s: %s %s at %.2f s", self.name, ev.label, tr.kind,
                      ev.start if tr.kind == "start" else ev.until)
+        if self.on_transition is not None:
+            for tr in transitions:
+                self.on_transition(tr)
         if transitions and self.recorder is not None:
             # The decider asks the quota only when a clip would open (see ClipDecider.feed).
             decisions = self.decider.feed(transitions, can_record=self.can_record)

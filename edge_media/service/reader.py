@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,12 +48,19 @@ class CameraWorker:
     threads: list[threading.Thread] = field(default_factory=list)
     sources: list[VideoSource] = field(default_factory=list)
     crashes: int = 0  # unexpected errors while handling the stream (each followed by a reopen)
+    on_state: Callable[[str, str | None], None] | None = None  # the record stream's connection changes
+
+    @property
+    def record_source(self) -> VideoSource | None:
+        return next((s for s in self.sources if s.spec.record), None)
 
     def start(self) -> None:
         for spec in self.specs():
             label = "" if spec.record else " (detect stream)"
             source = VideoSource(spec, name=f"camera {self.cam.name}{label}", stop_event=self.stop_event,
                                  decode_gate=lambda: not self.pipeline.restricted)
+            if spec.record:
+                source.state.listener = self.on_state
             thread = threading.Thread(target=self._read, args=(source,), name=f"cam-{self.cam.name}", daemon=True)
             self.sources.append(source)
             self.threads.append(thread)

@@ -95,11 +95,16 @@ class SourceState:
     problem: str | None = None
     opened: bool = False  # connected at least once
     settled: threading.Event = field(default_factory=threading.Event)
+    # Told of every change of ``name`` (on the reader thread; must not block): the hub's live status.
+    listener: Callable[[str, str | None], None] | None = None
 
     def set(self, name: str, problem: str | None = None) -> None:
+        changed = name != self.name
         self.name, self.problem = name, problem
         self.opened = self.opened or name == "connected"
         self.settled.set()
+        if changed and self.listener is not None:
+            self.listener(name, problem)
 
 
 def open_container(url: str, timeout_s: float) -> av.container.InputContainer:

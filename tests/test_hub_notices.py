@@ -1,0 +1,55 @@
+"""The hub's notices: a real service on a real file publishes its camera's connection and its events on the bus,
+and the live status follows them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_media.service.bus import EventNotice, HubBus, SourceNotice, StorageNotice
+from edge_media.service.hub import Service
+
+from media import MovingBox, VideoSpec, make_video
+from test_service import make_config
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory) -> Path:
+    spec = VideoSpec(duration_s=9, fps=15, gop=30, noise_sigma=2.0, boxes=[MovingBox(3.0, 5.5, size=(60, 120))])
+    return make_video(tmp_path_factory.mktemp("notices") / "walk.mp4", spec)
+
+
+def test_a_file_camera_announces_its_connection_and_its_motion_event(tmp_path, walk):
+    config = make_config(tmp_path, [{"name": "porch", "url": walk}])
+    svc = Service(config)
+    seen: list = []
+    svc.bus.subscribe(seen.append)
+    try:
+        svc.run()
+        live = svc.live.get("porch")
+    finally:
+        svc.close()
+    states = [n.state for n in seen if isinstance(n, SourceNotice)]
+    assert states[0] == "connected" and states[-1] == "ended"
+    events = [n for n in seen if isinstance(n, EventNotice)]
+    assert [(e.label, e.phase) for e in events] == [("motion", "start"), ("motion", "end")]
+    start, end = events
+    assert start.event_id == end.event_id and end.end is not None and end.end > end.start == start.start
+    assert live is not None and live.state == "ended" and live.motion is not None
+    assert live.motion.event_id == start.event_id and live.motion.end == end.end
+
+
+def test_a_broken_subscriber_does_not_stop_the_others():
+    bus, got = HubBus(), []
+
+    def broken(_notice):
+        raise RuntimeError("boom")
+
+    bus.subscribe(broken)
+    unsubscribe = bus.subscribe(got.append)
+    notice = StorageNotice("quota_reached", active=True)
+    bus.publish(notice)
+    unsubscribe()
+    bus.publish(notice)
+    assert got == [notice]
