@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_service import make_config
 
 from edge_media.service.bus import EventNotice, HubBus, SourceNotice, StorageNotice
 from edge_media.service.hub import Service
 
 from media import MovingBox, VideoSpec, make_video
-from test_service import make_config
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,22 @@ def test_a_broken_subscriber_does_not_stop_the_others():
     unsubscribe()
     bus.publish(notice)
     assert got == [notice]
+
+
+def test_metrics_parse_and_a_camera_filter_keeps_only_that_camera(tmp_path, walk):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    config = make_config(tmp_path, [{"name": "porch", "url": walk}, {"name": "yard", "url": walk}])
+    svc = Service(config)
+    try:
+        svc.live.sample_frames("porch", 0, now=0.0)
+        svc.live.sample_frames("porch", 150, now=10.0)
+        svc.live.sample_frames("yard", 0, now=0.0)
+        svc.live.sample_frames("yard", 50, now=10.0)
+        every = {f.name: f for f in text_string_to_metric_families(svc.metrics.render().decode())}
+        porch_only = {f.name: f for f in text_string_to_metric_families(svc.metrics.render(["porch"]).decode())}
+    finally:
+        svc.close()
+    assert {s.labels["camera"]: s.value for s in every["edge_media_camera_fps"].samples} == {"porch": 15.0, "yard": 5.0}
+    assert [s.labels["camera"] for s in porch_only["edge_media_camera_fps"].samples] == ["porch"]
+    assert {s.labels["state"] for s in porch_only["edge_media_outbox_depth"].samples} >= {"pending", "done"}

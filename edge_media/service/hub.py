@@ -36,6 +36,7 @@ from .context import HubContext
 from .feedback import hub_feedback
 from .housekeeping import SpoolQuota, expire_local_copies
 from .live import LiveStatus
+from .metrics import HubMetrics
 from .microphone import BlockSource, MicWorker
 from .plans import sync_plans
 from .publish import ClipPublisher
@@ -125,6 +126,7 @@ class Service:
         self.workers = [self._worker(cam) for cam in config.cameras if cam.enabled]
         self.mics = [self._mic(m) for m in config.microphones if m.enabled and self.audio_model is not None]
         self._control = threading.Thread(target=self._control_loop, name="control", daemon=True)
+        self.metrics = HubMetrics(self)
 
     def _worker(self, cam: CameraConfig) -> CameraWorker:
         rec = self.config.recording
