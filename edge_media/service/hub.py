@@ -104,13 +104,16 @@ class Service:
         self.live = LiveStatus({**{c.name: "camera" for c in config.cameras if c.enabled},
                                 **{m.name: "microphone" for m in config.microphones if m.enabled}})
         self.bus.subscribe(self.live.on_notice)
+        self.metrics = HubMetrics(self)  # reads the parts below only when scraped
         self.store, self.spool = self.ctx.store, self.ctx.spool
         self.detector = detector if detector is not None else MotionDetector(threads=config.service.detect_threads)
         self.audio_model = load_audio_model(config.audio) if config.audio.enabled else None
         audio_model = self.audio_model
         self.queues = ModelQueues(
-            motion=Batcher("detect", lambda items: detect_batch(self.detector, items)),
-            audio=Batcher("audio", lambda items: audio_batch(audio_model, items)) if audio_model else None)
+            motion=Batcher("detect", lambda items: detect_batch(self.detector, items),
+                           observe=self.metrics.inference_timer("motion")),
+            audio=Batcher("audio", lambda items: audio_batch(audio_model, items),
+                          observe=self.metrics.inference_timer("audio")) if audio_model else None)
         st = config.storage
         keep_local = st.keep_local_days > 0
         self.outbox = Outbox(self.ctx.db)
@@ -126,7 +129,6 @@ class Service:
         self.workers = [self._worker(cam) for cam in config.cameras if cam.enabled]
         self.mics = [self._mic(m) for m in config.microphones if m.enabled and self.audio_model is not None]
         self._control = threading.Thread(target=self._control_loop, name="control", daemon=True)
-        self.metrics = HubMetrics(self)
 
     def _worker(self, cam: CameraConfig) -> CameraWorker:
         rec = self.config.recording
@@ -184,6 +186,7 @@ class Service:
                          on_state=self._state_announcer(mic.name))
 
     def _on_clip(self, path, sidecar) -> None:
+        self.metrics.clip_recorded(sidecar.camera)
         if self.feedback is not None:  # first: the uploader may delete the clip once it is queued
             self.feedback.offer(path, sidecar)
         self.publisher.submit(path, sidecar)
