@@ -18,15 +18,15 @@ from ..errors import UsageError, describe, domain_errors, exit_code
 from .clips import add_clips_parser
 from .consent import add_consent_parser
 from .feedback import add_feedback_parser
+from .logs import setup_logging
 from .paths import atomic_output, check_output_path
 from .storage import add_storage_parser
 
 log = logging.getLogger("edge_media")
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+def _setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    setup_logging(level, fmt)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -62,7 +62,7 @@ def _probe_cameras(config, timeout_s: float) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    _setup_logging(config.service.log_level)
+    _setup_logging(config.service.log_level, config.service.log_format)
     from ..service.hub import Service
 
     service = Service(config)
