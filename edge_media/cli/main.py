@@ -71,13 +71,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("received %s; finishing open clips", signal.Signals(signum).name)
         service.stop_event.set()
 
+    def on_hup(_signum, _frame):  # only queues: the main loop re-reads the file and applies it
+        service.request_reload(lambda: _reload_config(args.config))
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
     try:
         service.run()  # NothingToRun is a domain error: one line, exit 1
     finally:
         service.close()
     return 0
+
+
+def _reload_config(path: Path):
+    log.info("received SIGHUP; reloading %s", path)
+    return load_config(path)
 
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
@@ -162,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
                    help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
-    r = sub.add_parser("run", help="run the service until SIGINT/SIGTERM")
+    r = sub.add_parser("run", help="run the service until SIGINT/SIGTERM (SIGHUP reloads cameras and microphones)")
     r.add_argument("--config", required=True, type=Path, help="the TOML config file")
     r.set_defaults(func=cmd_run)
     _add_analyze_parser(sub)

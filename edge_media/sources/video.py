@@ -168,7 +168,7 @@ class VideoSource:
                 self.state.set("failed", why)
                 raise SourceError(f"{self.name}: {why}")
             again = (self.spec.is_live or self.spec.loop) and not self.stop_event.is_set()
-            if not session.usable and error is None:
+            if not session.usable and error is None and not self.stop_event.is_set():  # stopped early: no news
                 self._tell("unusable", "%s: %s gave no usable video (%s)%s", self.name, self.spec.url, reason,
                            "; reopening it with growing backoff" if again else "")
             if not again:
