@@ -168,6 +168,29 @@ def test_a_bad_file_changes_nothing_and_names_the_field(tmp_path, videos, caplog
     assert "config reloaded: removed yard" in caplog.text
 
 
+def test_a_hub_without_cameras_after_a_reload_waits_for_the_next_one(tmp_path, videos):
+    path = tmp_path / "hub.toml"
+    path.write_text(config_text(tmp_path / "data", {"porch": (videos["walk"], "")}))
+    svc = Service(load_config(path))
+    runner = threading.Thread(target=svc.run)
+    runner.start()
+    try:
+        assert wait_for(lambda: svc.workers and svc.workers[0].alive, 10)
+        path.write_text(config_text(tmp_path / "data", {}))
+        svc.request_reload(lambda: load_config(path))
+        assert wait_for(lambda: not svc.workers, 20)
+        time.sleep(1.5)  # three turns of the main loop: "every camera ended" must not end a hub that has none
+        assert runner.is_alive() and not svc.stop_event.is_set()
+        path.write_text(config_text(tmp_path / "data", {"yard": (videos["walk"], "")}))
+        svc.request_reload(lambda: load_config(path))
+        assert wait_for(lambda: [w.cam.name for w in svc.workers] == ["yard"] and svc.workers[0].alive, 20)
+    finally:
+        svc.stop_event.set()
+        runner.join(60)
+        svc.close()
+    assert not runner.is_alive()
+
+
 def test_plan_pairs_microphones_with_their_camera_and_treats_disabled_as_removed(tmp_path, videos):
     mic = '[[microphones]]\nname = "hall-mic"\ncamera = "hall"\n'
     cams = {"hall": (videos["walk"], ""), "porch": (videos["walk"], "")}

@@ -246,10 +246,11 @@ class Service:
 
     def wait(self, poll_s: float = 0.5) -> None:
         """Block until stopped, or until every (non-looping file) camera has ended; carries out reloads
-        requested meanwhile."""
+        requested meanwhile. A hub whose every source a reload removed waits for the next reload."""
         while not self.stop_event.wait(poll_s):
             self._take_reload_requests()
-            if not any(w.alive for w in self.workers) and not any(m.alive for m in self.mics):
+            ended = not any(w.alive for w in self.workers) and not any(m.alive for m in self.mics)
+            if ended and (self.workers or self.mics):
                 return
 
     def run(self) -> None:
@@ -347,6 +348,8 @@ class Service:
             m.join(15)
         for w in going:
             w.join(15)  # its reader finishes the open clip (queued for upload) before the thread ends
+            if w.alive:
+                log.warning("camera %s: reader still busy after 15 s; it stops on its own", w.cam.name)
             self.metrics.retire(w)
         # Copy-on-write: the control loop and the metrics iterate these lists without a lock.
         self.workers = [w for w in self.workers if w not in going]
