@@ -65,6 +65,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(config.service.log_level, config.service.log_format)
     from ..service.hub import Service
 
+    early: list[int] = []  # a SIGHUP while the hub is built (models load) must not kill it (the default action)
+    signal.signal(signal.SIGHUP, lambda signum, _frame: early.append(signum))
     service = Service(config)
 
     def on_signal(signum, _frame):
@@ -77,6 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_hup)
+    if early:
+        on_hup(signal.SIGHUP, None)
     try:
         service.run()  # NothingToRun is a domain error: one line, exit 1
     finally:
