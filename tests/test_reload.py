@@ -191,6 +191,30 @@ def test_a_hub_without_cameras_after_a_reload_waits_for_the_next_one(tmp_path, v
     assert not runner.is_alive()
 
 
+def test_a_paired_microphone_follows_its_restarted_camera_and_can_be_removed(tmp_path, videos):
+    """This machine has no audio device: the microphone's worker runs and retries opening it, which is all
+    a reload needs to start, re-pair and stop."""
+    mic = '[[microphones]]\nname = "hall-mic"\ncamera = "hall"\n'
+    svc = Service(parse_config(config_text(tmp_path / "data", {"hall": (videos["walk"], "")}) + mic))
+    svc.start()
+    try:
+        (old_mic,) = svc.mics
+        assert wait_for(lambda: old_mic.alive and svc.live.get("hall-mic").state == "retrying", 10)
+        assert old_mic.paired is worker(svc, "hall").pipeline
+        changed = parse_config(config_text(tmp_path / "data", {"hall": (videos["walk"], "sensitivity = 0.9")}) + mic)
+        assert svc.reload(changed) == ReloadReport(restarted=("hall", "hall-mic"))
+        (new_mic,) = svc.mics
+        assert new_mic is not old_mic and not old_mic.alive and new_mic.alive
+        assert new_mic.paired is worker(svc, "hall").pipeline, "paired with the new pipeline, not the stopped one"
+        without = parse_config(config_text(tmp_path / "data", {"hall": (videos["walk"], "sensitivity = 0.9")}))
+        assert svc.reload(without) == ReloadReport(removed=("hall-mic",))
+        assert svc.mics == [] and not new_mic.alive and svc.live.get("hall-mic") is None
+        assert worker(svc, "hall").alive
+    finally:
+        svc.stop()
+        svc.close()
+
+
 def test_plan_pairs_microphones_with_their_camera_and_treats_disabled_as_removed(tmp_path, videos):
     mic = '[[microphones]]\nname = "hall-mic"\ncamera = "hall"\n'
     cams = {"hall": (videos["walk"], ""), "porch": (videos["walk"], "")}
