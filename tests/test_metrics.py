@@ -73,6 +73,9 @@ def test_counts_match_the_store_the_sidecars_and_the_file(tmp_path, visits):
         assert frames == 12 * FPS
         assert value(m, "edge_media_camera_decode_seconds", "edge_media_camera_decode_seconds_total", camera=cam) > 0
         assert value(m, "edge_media_camera_detect_seconds", "edge_media_camera_detect_seconds_total", camera=cam) > 0
+        assert value(m, "edge_media_source_connected", camera=cam) == 0, "the file ended"
+        assert value(m, "edge_media_camera_connect_failures", "edge_media_camera_connect_failures_total",
+                     camera=cam) == 0
     assert value(m, "edge_media_clips_uploaded", "edge_media_clips_uploaded_total") == len(clips) == 4
     assert value(m, "edge_media_outbox_depth", state="done") == 4
     assert value(m, "edge_media_outbox_depth", state="pending") == 0
@@ -116,6 +119,7 @@ def test_fps_follows_a_realtime_camera(tmp_path, short_walk):
                 fps = value(scrape(svc), "edge_media_camera_fps", camera="porch")
         frames = value(scrape(svc), "edge_media_camera_frames_decoded", "edge_media_camera_frames_decoded_total",
                        camera="porch")
+        connected = value(scrape(svc), "edge_media_source_connected", camera="porch")
     finally:
         svc.stop_event.set()
         runner.join(60)
@@ -124,6 +128,7 @@ def test_fps_follows_a_realtime_camera(tmp_path, short_walk):
     # Paced at real time: decoded frames per wall second ≈ the file's rate (generous: the CI box is shared).
     assert 0.6 * FPS <= fps <= 1.4 * FPS, fps
     assert frames > 4 * FPS, "looped past the file's end"
+    assert connected == 1
 
 
 def test_upload_failures_are_counted_by_kind(tmp_path, short_walk, restartable_s3):
@@ -157,3 +162,31 @@ def test_upload_failures_are_counted_by_kind(tmp_path, short_walk, restartable_s
     assert value(refused, "edge_media_upload_failures", "edge_media_upload_failures_total", kind="permanent") == 1
     assert value(refused, "edge_media_upload_failures", "edge_media_upload_failures_total", kind="retryable") == 0
     assert value(refused, "edge_media_outbox_depth", state="failed") == 1
+
+
+def test_a_camera_that_cannot_connect_shows_down_with_its_failed_attempts(tmp_path, short_walk):
+    from edge_media.tools.devserver import free_port
+
+    closed = f"rtsp://127.0.0.1:{free_port()}/stream"  # nobody listens: every attempt is refused at once
+    svc = Service(make_config(tmp_path, [{"name": "gate", "url": closed}, {"name": "porch", "url": short_walk}]))
+    svc.start()
+    try:
+        assert wait_attempts(svc, "gate", 2), "retried with backoff"
+        m = scrape(svc)
+    finally:
+        svc.stop()
+        svc.close()
+    assert value(m, "edge_media_source_connected", camera="gate") == 0
+    assert value(m, "edge_media_camera_connect_failures", "edge_media_camera_connect_failures_total",
+                 camera="gate") >= 2
+    assert value(m, "edge_media_camera_frames_decoded", "edge_media_camera_frames_decoded_total", camera="gate") == 0
+
+
+def wait_attempts(svc: Service, camera: str, n: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker = next(w for w in svc.workers if w.cam.name == camera)
+        if sum(s.stats.failures for s in worker.sources) >= n:
+            return True
+        time.sleep(0.1)
+    return False

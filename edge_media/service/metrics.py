@@ -40,6 +40,7 @@ class _Carried:
     decode_s: float = 0.0
     detect_s: float = 0.0
     frames: int = 0
+    failures: int = 0
 
 
 def _camera_totals(worker: CameraWorker) -> tuple[float, float, int]:
@@ -72,16 +73,21 @@ class _HubCollector(Collector):
     def _cameras(self) -> Iterator[Metric]:
         svc = self.service
         fps = GaugeMetricFamily("edge_media_camera_fps", "Decoded frames per second", labels=[CAMERA_LABEL])
+        up = GaugeMetricFamily("edge_media_source_connected", "1 while a camera or microphone is connected",
+                               labels=[CAMERA_LABEL])
         for live in svc.live.snapshot():
             if live.fps is not None:
                 fps.add_metric([live.name], live.fps)
-        yield fps
+            up.add_metric([live.name], 1.0 if live.connected else 0.0)
+        yield from (fps, up)
         decode = CounterMetricFamily("edge_media_camera_decode_seconds", "Time spent decoding video",
                                      labels=[CAMERA_LABEL])
         detect = CounterMetricFamily("edge_media_camera_detect_seconds", "This camera's share of motion-model time",
                                      labels=[CAMERA_LABEL])
         frames = CounterMetricFamily("edge_media_camera_frames_decoded", "Video frames decoded",
                                      labels=[CAMERA_LABEL])
+        failures = CounterMetricFamily("edge_media_camera_connect_failures", "Failed (re)connection attempts",
+                                       labels=[CAMERA_LABEL])
         for worker in list(svc.workers):
             name = worker.cam.name
             before = self.carried.get(name, _Carried())
@@ -89,7 +95,8 @@ class _HubCollector(Collector):
             decode.add_metric([name], before.decode_s + decode_s)
             detect.add_metric([name], before.detect_s + detect_s)
             frames.add_metric([name], before.frames + n)
-        yield from (decode, detect, frames)
+            failures.add_metric([name], before.failures + sum(s.stats.failures for s in worker.sources))
+        yield from (decode, detect, frames, failures)
 
     def _uploads(self) -> Iterator[Metric]:
         svc = self.service
@@ -177,6 +184,7 @@ class HubMetrics:
         before.decode_s += decode_s
         before.detect_s += detect_s
         before.frames += frames
+        before.failures += sum(s.stats.failures for s in worker.sources)
 
     def render(self, cameras: Collection[str] | None = None) -> bytes:
         """The Prometheus text exposition; with ``cameras``, only samples of those cameras (and hub-wide ones)."""
