@@ -155,6 +155,7 @@ EXAMPLE_TOML = """\
 [service]
 data_dir = "/var/lib/edge-media"   # everything durable lives below it by default
 log_level = "INFO"                 # DEBUG, INFO, WARNING or ERROR
+log_format = "text"                # "text", or "json": one JSON object per line (for log shippers)
 detect_threads = 1                 # onnxruntime threads for the shared detector (1..16)
 
 [recording]
