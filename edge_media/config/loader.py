@@ -120,12 +120,16 @@ def _unknown_key(loc: tuple[Any, ...]) -> str:
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     # Walk the model tree along the string parts of loc (list indices don't change the model).
     model: type[BaseModel] | None = Config
+    keyed = False  # the field before was a dict: this part is one of its keys ([notify.cameras.porch])
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         if model is None or part not in model.model_fields:
             return None
-        model = _find_model(model.model_fields[part].annotation)
+        annotation = model.model_fields[part].annotation
+        keyed = typing.get_origin(annotation) is dict
+        model = _find_model(annotation)
     return model
 
 
