@@ -97,7 +97,8 @@ def test_example_documents_every_notify_field_and_loads_with_webhooks() -> None:
     example = dump_example()
     for model in (NotifyConfig, MqttConfig, WebhookConfig, SourceRule):
         for name, f in model.model_fields.items():
-            assert re.search(rf"^(#   |# )?{name} = |^\[notify\.{name}[\].]|^# \[\[notify\.{name}\]\]", example, re.M), name
+            pattern = rf"^(#   |# )?{name} = |^\[notify\.{name}[\].]|^# \[\[notify\.{name}\]\]"
+            assert re.search(pattern, example, re.M), name
             assert f.description, f"{model.__name__}.{name}"
     # the commented webhook block is valid once uncommented
     start = example.index("# [[notify.webhooks]]")

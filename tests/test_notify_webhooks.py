@@ -67,7 +67,7 @@ def receiver() -> Iterator[Receiver]:
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             rec = state["r"]
             body = self.rfile.read(int(self.headers["content-length"]))
             headers = {k.lower(): v for k, v in self.headers.items()}
