@@ -6,6 +6,8 @@ Tests skip, saying why, only when ``mosquitto`` is not installed (CI installs it
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import shutil
 import socket
@@ -18,6 +20,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
@@ -46,14 +52,18 @@ class Broker:
             self.proc.wait(5)
 
 
-def start_mosquitto(folder: Path, *, users: dict[str, str] | None = None, port: int | None = None) -> Broker:
-    """mosquitto on a free port; with ``users`` (name -> password) anonymous clients are refused."""
+def start_mosquitto(folder: Path, *, users: dict[str, str] | None = None, port: int | None = None,
+                    tls: TlsFiles | None = None) -> Broker:
+    """mosquitto on a free port; with ``users`` (name -> password) anonymous clients are refused; with ``tls``
+    it only speaks TLS, with a server certificate for 127.0.0.1 signed by a test CA."""
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr", "log_type error",
              "log_type warning", "log_type notice"]
+    if tls is not None:
+        lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
     if users:
         if MOSQUITTO_PASSWD is None:
             pytest.skip("mosquitto_passwd is not installed (apt-get install -y mosquitto)")
@@ -85,6 +95,40 @@ def start_mosquitto(folder: Path, *, users: dict[str, str] | None = None, port: 
     raise RuntimeError("mosquitto did not open its port within 10 s")
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls_files(folder: Path) -> TlsFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1 / localhost signed by it (cryptography)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge-media test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    return files
+
+
 @pytest.fixture
 def mqtt_broker(tmp_path: Path) -> Iterator[Broker]:
     broker = start_mosquitto(tmp_path / "mosquitto")
@@ -108,13 +152,15 @@ class Listener:
     """A paho client subscribed to ``topics``, recording every message."""
 
     def __init__(self, broker: Broker, topics: tuple[str, ...] = ("#",), *, username: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, ca: Path | None = None) -> None:
         self.messages: list[Received] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-listener-{time.monotonic_ns()}")
         if username:
             self.client.username_pw_set(username, password)
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in topics])

@@ -20,7 +20,7 @@ from edge_media.notify import HubInfo, MqttNotifier, Notifications, NotifyPolicy
 from edge_media.notify import notifications as notifications_module
 from edge_media.service.bus import EventNotice, HubBus, SourceNotice, StorageNotice, event_id
 
-from mqtt_fixtures import Broker, Listener, free_port, start_mosquitto
+from mqtt_fixtures import Broker, Listener, free_port, make_tls_files, start_mosquitto
 
 LABELS = ["smoke_co_alarm", "glass_break", "dog_bark"]
 NODE = "edge_media_0123456789ab"
@@ -145,8 +145,9 @@ def test_discovery_configs_and_reannounce_on_home_assistant_birth(mqtt_broker: B
 
         before = len(listener.on(f"homeassistant/binary_sensor/{NODE}/porch_motion/config"))
         listener.publish("homeassistant/status", "offline")
+        mark = len(listener.messages)  # before "online": the re-announce may arrive before publish() returns
         listener.publish("homeassistant/status", "online")
-        listener.wait_for(f"homeassistant/binary_sensor/{NODE}/porch_motion/config", after=len(listener.messages))
+        listener.wait_for(f"homeassistant/binary_sensor/{NODE}/porch_motion/config", after=mark)
         assert len(listener.on(f"homeassistant/binary_sensor/{NODE}/porch_motion/config")) == before + 1
         assert notifier.announcements == 2  # "offline" did not announce
     listener.close()
@@ -240,3 +241,30 @@ def test_full_queue_drops_the_oldest_with_one_log_line(monkeypatch, caplog: pyte
     assert notes.dropped == 3
     assert [n.start for n in notes._queue] == [3.0, 4.0, 5.0, 6.0, 7.0]  # type: ignore[attr-defined]
     assert sum("dropping the oldest" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_tls_with_the_brokers_ca_and_refusal_without_it(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    tls = make_tls_files(tmp_path / "tls")
+    broker = start_mosquitto(tmp_path / "tls-broker", tls=tls)
+    try:
+        listener = Listener(broker, ca=tls.ca)
+        with running(broker, tls=True, ca_file=str(tls.ca)) as (_, notifier, _):
+            assert notifier.connected.wait(10)
+            listener.wait_for("hub/available", "online")
+        caplog.set_level(logging.WARNING, logger="edge_media")
+        with running(broker, tls=True) as (_, notifier, _):  # the system CAs do not know the test CA
+            time.sleep(1.5)
+            assert not notifier.connected.is_set()
+        assert sum("unreachable (or its TLS certificate was not accepted)" in r.getMessage()
+                   for r in caplog.records) == 1
+        listener.close()
+    finally:
+        broker.stop()
+
+
+def test_unreadable_ca_file_is_one_clear_error(tmp_path) -> None:
+    from edge_media.notify.mqtt import MqttSetupError
+
+    with pytest.raises(MqttSetupError, match=r"notify\.mqtt\.ca_file: cannot use .*missing\.pem"):
+        cfg = MqttConfig.model_validate({"enabled": True, "tls": True, "ca_file": str(tmp_path / "missing.pem")})
+        MqttNotifier(cfg, HubInfo(NODE, "hub", "0"), [], [])

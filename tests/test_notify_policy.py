@@ -80,6 +80,8 @@ def test_config_errors_name_the_field() -> None:
         '[notify.mqtt]\ntopic_prefix = "a/#"\n': r"notify\.mqtt\.topic_prefix",
         '[notify.mqtt]\ntopic_prefix = "a/"\n': r"notify\.mqtt\.topic_prefix: must not start or end",
         '[notify.mqtt]\nqos = 3\n': r"notify\.mqtt\.qos",
+        '[notify.mqtt]\npassword = "pw-xyz"\n': r"notify\.mqtt\.username: a password is set but no username",
+        '[notify.mqtt]\nca_file = "/etc/ca.pem"\n': r"notify\.mqtt\.ca_file: only used with tls = true",
     }
     for text, pattern in cases.items():
         with pytest.raises(ConfigError) as err:

@@ -59,6 +59,14 @@ class MqttConfig(ConfigModel):
     def _topic_shape(cls, value: str) -> str:
         return _topic(value)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttConfig:
+        if self.password.get_secret_value() and not self.username:
+            raise FieldCheckError(("username",), "a password is set but no username: set both, or neither")
+        if self.ca_file is not None and not self.tls:
+            raise FieldCheckError(("ca_file",), "only used with tls = true (set tls = true, or remove ca_file)")
+        return self
+
 
 class WebhookConfig(ConfigModel):
     url: str = Field(min_length=1, description="Receiver URL (http:// or https://).")

@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ..config.notify import MqttConfig
+from ..errors import EXIT_USAGE, EdgeMediaError
 from ..service.bus import EventNotice, SourceNotice, StorageNotice
 from .messages import connectivity_payload, event_payload, storage_payload
 
@@ -35,6 +36,12 @@ STORAGE_PROBLEMS = ("store_unreachable", "quota_reached", "upload_failed")
 KEEPALIVE_S = 30
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 60
 STOP_FLUSH_S = 2.0  # how long stop() waits for the broker to take the retained "offline"
+
+
+class MqttSetupError(EdgeMediaError):
+    """The MQTT client cannot be set up from ``[notify.mqtt]`` (e.g. an unreadable TLS CA file)."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +79,24 @@ class MqttNotifier:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def _client(self) -> mqtt.Client:
-        cid = self.cfg.client_id or f"edge-media-{self.hub.node_id}"
+        cid = self.cfg.client_id or self.hub.node_id.replace("_", "-")
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid)
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password.get_secret_value() or None)
         if self.cfg.tls:
-            client.tls_set(ca_certs=str(self.cfg.ca_file) if self.cfg.ca_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED)
+            try:
+                client.tls_set(ca_certs=str(self.cfg.ca_file) if self.cfg.ca_file else None,
+                               cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:
+                raise MqttSetupError(f"notify.mqtt.ca_file: cannot use {self.cfg.ca_file}: "
+                                     f"{getattr(exc, 'strerror', None) or exc}") from None
         # The broker publishes this for us if we vanish (crash, power cut, network gone) for 1.5 x keepalive.
         client.will_set(self.available_topic, "offline", qos=self.cfg.qos, retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_queued_messages_set(self.cfg.queue_size)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
 
@@ -171,6 +183,13 @@ class MqttNotifier:
             self.announce()
         self._republish_states()
         self.connected.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # No route, refused, TLS verification failed: paho retries with backoff; one line per outage.
+        if not self._down_logged:
+            log.warning("MQTT broker %s:%d unreachable%s; retrying", self.cfg.host, self.cfg.port,
+                        " (or its TLS certificate was not accepted)" if self.cfg.tls else "")
+            self._down_logged = True
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
