@@ -102,12 +102,14 @@ def test_connectivity_and_storage_problems(mqtt_broker: Broker) -> None:
         bus.publish(SourceNotice("porch", "retrying", problem="connection refused"))
         bus.publish(SourceNotice("porch", "failed", problem="gave up"))
         listener.wait_for("hub/porch/connected", "OFF", after=listener.messages.index(on))
-        listener.wait_for("hub/connectivity", where=lambda m: json.loads(m.payload)["state"] == "retrying")
-        time.sleep(0.2)  # "failed" would have arrived by now if it were (wrongly) sent
+        bus.publish(SourceNotice("porch", "connected"))
+        bus.publish(SourceNotice("hall", "failed", problem="no such device"))
+        listener.wait_for("hub/connectivity", where=lambda m: json.loads(m.payload)["camera"] == "hall")
         msgs = [json.loads(m.payload) for m in listener.on("hub/connectivity")]
-        # retrying -> failed is no news: one message per flip of "connected"
+        # Connecting at start is no news, nor is retrying -> failed; a drop, a recovery and a failed start are.
         assert [(m["camera"], m["connected"], m["state"]) for m in msgs] == [
-            ("porch", True, "connected"), ("porch", False, "retrying")]
+            ("porch", False, "retrying"), ("porch", True, "connected"), ("hall", False, "failed")]
+        assert msgs[0]["problem"] == "connection refused"
 
         bus.publish(StorageNotice("store_unreachable", True, detail="no upload for 301 s"))
         on = listener.wait_for("hub/storage/store_unreachable", "ON")

@@ -80,6 +80,15 @@ def test_gives_up_after_max_attempts_with_one_line(receiver: Receiver, caplog: p
     assert "tok-ABC123" not in caplog.text and SECRET not in caplog.text  # query tokens and secrets stay out
 
 
+def test_stop_lets_due_messages_out_first(receiver: Receiver) -> None:
+    """The last event end, queued just before the hub stops, still reaches the receiver."""
+    hook = sender(receiver.url)
+    for i in range(5):
+        hook.submit({"type": "end", "n": i})
+    hook.stop()
+    assert [json.loads(h.body)["n"] for h in receiver.hits] == [0, 1, 2, 3, 4]
+
+
 def test_client_error_is_not_retried(receiver: Receiver) -> None:
     receiver.answers = [(400, {})]
     hook = sender(receiver.url)

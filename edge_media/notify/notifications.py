@@ -6,8 +6,9 @@ one dispatcher thread does the rest. What is a notification and what is state:
 - Event start/end: MQTT states (motion, audio ON/OFF, the HA audio event) always follow; the event JSON and the
   webhook go out only when :class:`NotifyPolicy` says so at the event's start, and its end goes out iff its start
   did (an event that began before quiet hours still gets its end).
-- Source connection: the ``connected`` state always; a connectivity message (MQTT and webhook) when connected
-  flips — "retrying" after "failed" is no news.
+- Source connection: the ``connected`` state always; a connectivity message (MQTT and webhook) when it fails
+  to connect at start or ``connected`` flips later — "retrying" after "failed" is no news, nor is a camera
+  connecting at start-up.
 - Storage problems: always, both ways (began / cleared).
 """
 
@@ -121,7 +122,10 @@ class Notifications:
             self._hooks(event_payload(n))
 
     def _source(self, n: SourceNotice) -> None:
-        changed = self._connected.get(n.source) != n.connected
+        # A camera connecting at start-up is how things should be, not news; failing to, or any later flip
+        # (dropped, back again), is.
+        before = self._connected.get(n.source)
+        changed = (before is None and not n.connected) or (before is not None and before != n.connected)
         self._connected[n.source] = n.connected
         if self.mqtt is not None:
             self.mqtt.handle_source(n, changed=changed)

@@ -99,8 +99,13 @@ class WebhookSender:
         self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, drain_s: float = 2.0, timeout_s: float = 5.0) -> None:
+        """Give messages due within ``drain_s`` (the last event ends) their chance, then stop after the request
+        in hand; what is left is logged, not kept: a notification hours late is worse than none."""
+        deadline = time.monotonic() + drain_s
         with self._cond:
+            while self._heap and self._heap[0].due <= deadline and time.monotonic() < deadline:
+                self._cond.wait(0.05)
             self._stopping = True
             self._cond.notify()
         if self._thread is not None:
