@@ -104,11 +104,16 @@ def test_connectivity_and_storage_problems(mqtt_broker: Broker) -> None:
         listener.wait_for("hub/porch/connected", "OFF", after=listener.messages.index(on))
         bus.publish(SourceNotice("porch", "connected"))
         bus.publish(SourceNotice("hall", "failed", problem="no such device"))
-        listener.wait_for("hub/connectivity", where=lambda m: json.loads(m.payload)["camera"] == "hall")
+        bus.publish(SourceNotice("porch", "ended"))  # a file played to its end
+        bus.publish(SourceNotice("hall", "connected"))
+        listener.wait_for("hub/connectivity", where=lambda m: json.loads(m.payload)["state"] == "connected"
+                          and json.loads(m.payload)["camera"] == "hall")
         msgs = [json.loads(m.payload) for m in listener.on("hub/connectivity")]
-        # Connecting at start is no news, nor is retrying -> failed; a drop, a recovery and a failed start are.
+        # Connecting at start is no news, nor is retrying -> failed, nor a file's end; a drop, a recovery and a
+        # failed start are.
         assert [(m["camera"], m["connected"], m["state"]) for m in msgs] == [
-            ("porch", False, "retrying"), ("porch", True, "connected"), ("hall", False, "failed")]
+            ("porch", False, "retrying"), ("porch", True, "connected"), ("hall", False, "failed"),
+            ("hall", True, "connected")]
         assert msgs[0]["problem"] == "connection refused"
 
         bus.publish(StorageNotice("store_unreachable", True, detail="no upload for 301 s"))

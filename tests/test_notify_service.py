@@ -152,3 +152,22 @@ def test_sigkilled_hub_goes_offline_by_last_will(mqtt_broker: Broker, tmp_path: 
     assert late.wait_for("hub/available").text == "offline"  # retained: whoever looks later sees it
     late.close()
     listener.close()
+
+
+def test_rules_end_to_end_quiet_hours_keep_states_and_let_the_smoke_alarm_through(
+        media, mqtt_broker: Broker, receiver: Receiver, tmp_path: Path) -> None:
+    """All day quiet: porch's motion is not notified (its state still goes ON and OFF), the kitchen's smoke
+    alarm is (a safety label), over MQTT and the webhook alike."""
+    rules = 'quiet_hours = ["00:00-12:00", "12:00-00:00"]'
+    cfg = write(tmp_path / "hub.toml", notify_toml(mqtt_broker, hook=receiver.url, extra=rules),
+                camera("porch", media["porch"]), camera("kitchen", media["kitchen"]))
+    listener = Listener(mqtt_broker)
+    svc = Service(load_config(cfg))
+    svc.run()
+    svc.close()
+    assert [m.text for m in listener.on("hub/porch/motion")][-2:] == ["ON", "OFF"]
+    events = [(e["camera"], e["label"], e["type"]) for e in payloads(listener, "hub/events")]
+    assert events == [("kitchen", "smoke_co_alarm", "new"), ("kitchen", "smoke_co_alarm", "end")]
+    hooked = [json.loads(h.body) for h in receiver.hits]
+    assert [(p["camera"], p["label"], p["type"]) for p in hooked] == events
+    listener.close()

@@ -8,7 +8,7 @@ one dispatcher thread does the rest. What is a notification and what is state:
   did (an event that began before quiet hours still gets its end).
 - Source connection: the ``connected`` state always; a connectivity message (MQTT and webhook) when it fails
   to connect at start or ``connected`` flips later — "retrying" after "failed" is no news, nor is a camera
-  connecting at start-up.
+  connecting at start-up or a file source reaching its end.
 - Storage problems: always, both ways (began / cleared).
 """
 
@@ -126,6 +126,7 @@ class Notifications:
         # (dropped, back again), is.
         before = self._connected.get(n.source)
         changed = (before is None and not n.connected) or (before is not None and before != n.connected)
+        changed = changed and n.state != "ended"  # a file played to its end: nothing is wrong
         self._connected[n.source] = n.connected
         if self.mqtt is not None:
             self.mqtt.handle_source(n, changed=changed)
