@@ -71,7 +71,8 @@ def test_hub_publishes_motion_audio_connectivity_and_webhooks(media, mqtt_broker
     assert [m.text for m in listener.on("hub/kitchen/audio/smoke_co_alarm")][-2:] == ["ON", "OFF"]
     assert [p["event_type"] for p in payloads(listener, "hub/kitchen/audio/event")] == ["smoke_co_alarm"]
     assert "ON" in [m.text for m in listener.on("hub/porch/connected")]
-    assert [m.text for m in listener.on("hub/gate/connected")] == ["OFF"] * len(listener.on("hub/gate/connected"))
+    gate_states = [m.text for m in listener.on("hub/gate/connected")]
+    assert gate_states and set(gate_states) == {"OFF"}
     gate = [p for p in payloads(listener, "hub/connectivity") if p["camera"] == "gate"]
     assert gate and gate[0]["connected"] is False and gate[0]["state"] == "failed" and gate[0]["problem"]
 
