@@ -44,6 +44,13 @@ def running(broker: Broker, *, rules: NotifyConfig | None = None, minute: int = 
         notes.stop()
 
 
+def wait_logged(caplog: pytest.LogCaptureFixture, text: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, f"no log line with {text!r}"
+        time.sleep(0.05)
+
+
 def event(source: str, label: str, start: float, phase: str = "start", score: float = 0.9) -> EventNotice:
     return EventNotice(source=source, label=label, phase=phase,  # type: ignore[arg-type]
                        event_id=event_id(source, label, start), score=score, start=start,
@@ -187,7 +194,8 @@ def test_username_and_password(tmp_path, caplog: pytest.LogCaptureFixture) -> No
             listener.wait_for("hub/available", "online")
         caplog.set_level(logging.DEBUG, logger="edge_media")
         with running(broker, username="hub", password="wrong-Pa55") as (_, notifier, _):
-            time.sleep(1.5)
+            wait_logged(caplog, "refused the connection")
+            time.sleep(1.5)  # paho retries meanwhile
             assert not notifier.connected.is_set()
         refused = [r for r in caplog.records if "refused the connection" in r.getMessage()]
         assert len(refused) == 1  # once per outage, not per retry
@@ -260,7 +268,8 @@ def test_tls_with_the_brokers_ca_and_refusal_without_it(tmp_path, caplog: pytest
             listener.wait_for("hub/available", "online")
         caplog.set_level(logging.WARNING, logger="edge_media")
         with running(broker, tls=True) as (_, notifier, _):  # the system CAs do not know the test CA
-            time.sleep(1.5)
+            wait_logged(caplog, "TLS certificate was not accepted")
+            time.sleep(1.5)  # paho retries meanwhile
             assert not notifier.connected.is_set()
         assert sum("unreachable (or its TLS certificate was not accepted)" in r.getMessage()
                    for r in caplog.records) == 1
