@@ -22,6 +22,7 @@ from ..config import CameraConfig, Config, ConfigError, MicrophoneConfig
 from ..detect import MotionDetector, MotionSettings
 from ..errors import EdgeMediaError
 from ..events import ClipSettings, EventTracker, TrackerSettings, Transition
+from ..notify import build_notifications
 from ..privacy import OwnerRights
 from ..sources import DetectFrame
 from .batcher import Batcher
@@ -35,6 +36,7 @@ from .camera import (
 )
 from .context import HubContext
 from .feedback import hub_feedback
+from .health import StorageHealth
 from .housekeeping import SpoolQuota, expire_local_copies
 from .live import LiveStatus
 from .metrics import HubMetrics
@@ -134,6 +136,13 @@ class Service:
         self.workers = [self._worker(cam) for cam in config.cameras if cam.enabled]
         self.mics = [self._mic(m) for m in config.microphones if m.enabled and self.audio_model is not None]
         self._control = threading.Thread(target=self._control_loop, name="control", daemon=True)
+        self.health = StorageHealth(self.bus.publish, worker=self.uploader, outbox=self.outbox, quota=self.quota,
+                                    down_after_s=config.notify.storage_down_after_s)
+        self.notifications = build_notifications(  # subscribed now: the cameras' first states are not missed
+            config, secret=self.ctx.secret, source_uid=self.ctx.camera_hash,
+            audio_labels=self.audio_model.info.labels if self.audio_model is not None else ())
+        if self.notifications is not None:
+            self.bus.subscribe(self.notifications.on_notice)
 
     def _worker(self, cam: CameraConfig) -> CameraWorker:
         rec = self.config.recording
@@ -223,6 +232,8 @@ class Service:
         for m in self.mics:
             m.start()
         self._control.start()
+        if self.notifications is not None:
+            self.notifications.start()
         self._report_startup()
 
     def _report_startup(self) -> None:
@@ -277,6 +288,8 @@ class Service:
         for m in self.mics:
             m.join(15)
         self.queues.stop()
+        if self.notifications is not None:  # after the last event ends; says "offline" on MQTT
+            self.notifications.stop()
         self._drain_uploads(upload_drain_s)
         self.uploader.stop()
         self.sweeper.stop()
@@ -422,6 +435,7 @@ class Service:
             try:
                 self._apply_restrictions()
                 self._sample_frames()
+                self.health.poll()
                 if ticks % 30 == 0 and self.config.storage.keep_local_days > 0:
                     expire_local_copies(self.ctx.db, keep_days=self.config.storage.keep_local_days)
             except Exception:  # housekeeping must never take the service down
