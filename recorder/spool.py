@@ -121,8 +121,11 @@ class Spool:
         total = 0
         for folder in (self.tmp_dir, self.ready_dir):
             for entry in os.scandir(folder):
-                if entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:  # renamed or deleted while we scanned (a clip finishing, an upload)
+                    continue
         return total
 
     def recover(self) -> list[Path]:

@@ -118,3 +118,32 @@ def test_recover_describes_ready_clip_without_sidecar(source: Path, tmp_path: Pa
     assert side.recovered and side.camera == "porch" and side.clip_id == clip_id
     assert decoded_frames(clip) == 106
     assert not orphan.exists()
+
+
+def test_usage_is_counted_while_clips_come_and_go(tmp_path):
+    """Bug: ``usage_bytes`` raised FileNotFoundError when a file was renamed or deleted between the directory
+    listing and its stat (a clip finishing or uploaded meanwhile), and the clip whose quota check asked was never
+    queued. Files churn in a second thread while usage is counted many times."""
+    import threading
+
+    spool = Spool(tmp_path / "spool")
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            tmp = spool.tmp_dir / f"c{i % 50}.part"
+            tmp.write_bytes(b"x" * 1000)
+            final = spool.ready_dir / f"c{i % 50}.mp4"
+            tmp.rename(final)
+            final.unlink()
+            i += 1
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        counts = [spool.usage_bytes() for _ in range(3000)]
+    finally:
+        stop.set()
+        worker.join()
+    assert all(0 <= n <= 2000 for n in counts)
