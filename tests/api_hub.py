@@ -20,7 +20,8 @@ from edge_media.config import load_config
 from edge_media.service.catalog import ClipCatalog
 from edge_media.service.hub import Service
 
-from clip_hub import Hub, copy_hub
+from clip_hub import Hub, copy_hub, make_media, record_hub
+from media import MovingBox, VideoSpec, make_video
 
 ROLES = ("anonymous", "bad_token", "revoked", "viewer_a", "owner_a", "owner_b")
 USERS = {"owner_a": ("alice", "owner", None, ()), "viewer_a": ("vic", "viewer", None, ("kitchen",)),
@@ -48,6 +49,21 @@ class ServedHub:
 
     def client(self, role: str = "anonymous") -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers(role), timeout=30.0)
+
+
+def api_media(folder: Path) -> dict[str, Path]:
+    """kitchen (alice): a smoke alarm on its audio track; porch (bob): three visits, three motion clips."""
+    media = make_media(folder)
+    boxes = [MovingBox(1.5, 2.5), MovingBox(5.5, 6.5), MovingBox(9.5, 10.5)]
+    media["porch"] = make_video(folder / "porch3.mp4", VideoSpec(duration_s=13, boxes=boxes))
+    return media
+
+
+def record_api_hub(folder: Path) -> tuple[Hub, dict[str, Path]]:
+    for sub in ("media", "hub"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    media = api_media(folder / "media")
+    return record_hub(folder / "hub", media), media
 
 
 @contextmanager

@@ -47,6 +47,7 @@ class ApiServer:
         self._sock = _bind(self.host, self._port)
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", server_header=False,
                                 timeout_graceful_shutdown=3)
+        _silence_uvicorn_access_log()
         self._server = uvicorn.Server(config)
         sock = self._sock
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="api",
@@ -68,6 +69,20 @@ class ApiServer:
         if self._sock is not None:
             self._sock.close()
         self._thread = None
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def _silence_uvicorn_access_log() -> None:
+    # uvicorn writes its access line whenever "uvicorn.access" has a handler anywhere up the chain (a root
+    # handler someone configured is enough), whatever ``access_log=False`` said: the line holds the query string,
+    # i.e. link signatures. A filter on the logger itself drops it before any handler sees it.
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _DropAll) for f in access.filters):
+        access.addFilter(_DropAll())
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -29,7 +29,7 @@ def _epoch(value: datetime | None) -> float | None:
 
 
 def _bad_cursor(exc: BadCursor) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc))
+    return HTTPException(422, str(exc))
 
 
 @router.get("/api/v1/events", response_model=EventPage, tags=["events"])
