@@ -20,7 +20,7 @@ from edge_media.config import load_config
 from edge_media.service.catalog import ClipCatalog
 from edge_media.service.hub import Service
 
-from clip_hub import Hub, copy_hub, make_media, record_hub
+from clip_hub import Hub, copy_hub, make_media, record_hub, write_config
 from media import MovingBox, VideoSpec, make_video
 
 ROLES = ("anonymous", "bad_token", "revoked", "viewer_a", "owner_a", "owner_b")
@@ -47,6 +47,11 @@ class ServedHub:
         token = BAD_TOKEN if role == "bad_token" else self.tokens[role]
         return {"Authorization": f"Bearer {token}"}
 
+    @property
+    def state(self):
+        """The app's state (users, link signer, limiter), for tests that need to reach behind the HTTP surface."""
+        return self.server.app.state.api
+
     def client(self, role: str = "anonymous") -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers(role), timeout=30.0)
 
@@ -67,9 +72,13 @@ def record_api_hub(folder: Path) -> tuple[Hub, dict[str, Path]]:
 
 
 @contextmanager
-def served_hub(recorded: Hub, folder: Path, media: dict[str, Path], *, api: str = "") -> Iterator[ServedHub]:
-    """A copy of ``recorded`` served by the API; ``api``: extra ``[api]`` settings (TOML lines)."""
+def served_hub(recorded: Hub, folder: Path, media: dict[str, Path], *, api: str = "",
+               storage: str = "") -> Iterator[ServedHub]:
+    """A copy of ``recorded`` served by the API; ``api``: extra ``[api]`` settings, ``storage``: a ``[storage]``
+    table (TOML lines)."""
     hub = copy_hub(recorded, folder, media)
+    if storage:
+        write_config(hub.config, hub.data, media, storage=storage)
     with hub.config.open("a") as f:
         f.write(f"\n[api]\nport = 0\n{api}\n")
     service = Service(load_config(hub.config))
