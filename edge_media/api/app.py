@@ -68,8 +68,8 @@ def create_app(hub: ApiHub) -> FastAPI:
     for module in (sources, clips, owner):
         authed.include_router(module.router)
     app.include_router(authed)
-    STATIC_DIR.mkdir(exist_ok=True)
-    app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
+    # check_dir off: the page is the review-page package's; an install without it serves 404 there, not a crash
+    app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
     check_default_deny(app)
     return app
 
