@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from ..errors import UsageError
 from ..service.bus import event_id
 from ..service.catalog import ClipCatalog, ClipDetails, ClipRecord
 from ..service.context import HubContext
@@ -32,7 +33,7 @@ MAX_AGE_S = 30.0  # rebuilt at least this often even if the signature did not ch
 T = TypeVar("T")
 
 
-class BadCursor(ValueError):
+class BadCursor(UsageError):
     """A cursor this API did not hand out (or for another listing)."""
 
 
