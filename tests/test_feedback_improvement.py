@@ -122,3 +122,33 @@ def test_with_consent_the_clip_is_queued_and_a_withdrawal_reaches_the_running_se
     assert thread.check_withdrawals() == 1, "the change feed hands the withdrawal to the sender"
     assert queue.pending() == [] and not list((pi_hub.data / "feedback").glob("*.flac"))
     ctx.close()
+
+
+def feedback_metrics(hub: Hub) -> dict[tuple[str, str], float]:
+    """(sample name, purpose) -> value of the feedback metrics of a service on ``hub`` (scraped, parsed)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    svc = Service(load_config(hub.config))
+    try:
+        text = svc.metrics.render().decode()
+    finally:
+        svc.close()
+    return {(s.name, s.labels["purpose"]): s.value for f in text_string_to_metric_families(text)
+            if f.name.startswith("edge_media_feedback") for s in f.samples}
+
+
+def test_metrics_count_samples_queued_and_sent(pi_hub):
+    grant(pi_hub)
+    assert feedback_metrics(pi_hub) == {
+        ("edge_media_feedback_queued", PI): 0, ("edge_media_feedback_queued", "misdetection-feedback"): 0,
+        ("edge_media_feedback_sent_total", PI): 0, ("edge_media_feedback_sent_total", "misdetection-feedback"): 0}
+    assert offer_kitchen(pi_hub) == (True, 1)
+    queued = feedback_metrics(pi_hub)
+    assert queued[("edge_media_feedback_queued", PI)] == 1 and queued[("edge_media_feedback_sent_total", PI)] == 0
+    ctx = HubContext.open(load_config(pi_hub.config))
+    FeedbackThread(open_queue(ctx), build_partner_store(ctx.config), 3600, threading.Event()).run_once()
+    ctx.close()
+    sent = feedback_metrics(pi_hub)
+    samples = [k for k in partner_objects(pi_hub) if k.startswith("samples/") and k.endswith(".json")]
+    assert sent[("edge_media_feedback_sent_total", PI)] == len(samples) == 1
+    assert sent[("edge_media_feedback_queued", PI)] == 0

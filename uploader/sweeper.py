@@ -76,6 +76,8 @@ class RetentionSweeper:
         self._thread: threading.Thread | None = None
         self.last_sweep: SweepReport | None = None
         self.last_reconcile: SweepReport | None = None
+        self.deleted_total = 0  # objects deleted by sweeps since start (for metrics)
+        self.reconcile_deleted_total = 0  # unindexed objects deleted by reconcile since start
 
     # -- the index path -------------------------------------------------------------------------
 
@@ -95,6 +97,7 @@ class RetentionSweeper:
                 break
             gone, removed_local, errors = self._delete_batch(due)
             deleted, local_deleted = deleted + gone, local_deleted + removed_local
+            self.deleted_total += gone  # per batch: a sweep cut short by a store error still counts what it did
             failed.update(errors)
         _log_failures(failed, "stay indexed and are retried next sweep")
         report = SweepReport(deleted, tuple(failed.items()), local_deleted, time.monotonic() - started)
@@ -147,6 +150,7 @@ class RetentionSweeper:
                     audit.record(conn, "reconcile-delete", key=c.key, owner=c.owner, deadline=c.deadline,
                                  detail=f"not in index; plan={c.plan}", at=at)  # fmt: skip
             deleted += len(gone)
+            self.reconcile_deleted_total += len(gone)
             failed.update(errors)
         _log_failures(failed, "could not be deleted by reconcile")
         if undated:

@@ -80,6 +80,8 @@ class UploadWorker:
         self.rng = rng if rng is not None else random.Random()
         self.idle_poll_s = idle_poll_s
         self.uploaded = 0  # items done (clip + sidecar each)
+        self.failed_retryable = 0  # store errors worth retrying (outages, timeouts): attempts, not items
+        self.failed_permanent = 0  # store errors that park the item (credentials, bucket, rejected object)
         self.iterations = 0  # loop turns: lets tests prove the loop never spins
         self.last_error: StoreError | None = None
         self._stop = threading.Event()
@@ -255,6 +257,7 @@ class UploadWorker:
     def _on_store_error(self, item: OutboxItem, err: StoreError) -> None:
         self.last_error = err
         if is_permanent(err):
+            self.failed_permanent += 1
             self.outbox.mark_failed(item, str(err))
             if err.code in ITEM_ERROR_CODES:
                 log.error("clip %s rejected by the store: %s; parked as failed", item.clip_id, err)
@@ -266,6 +269,7 @@ class UploadWorker:
                       err, item.clip_id, self.backoff_cap_s)  # fmt: skip
             return
         self.outbox.mark_retry(item, str(err), self._item_delay(item.attempts))
+        self.failed_retryable += 1
         self._failures += 1
         if self._outage_since is None:  # one line per outage, however many attempts it takes
             self._outage_since = self.clock()

@@ -19,6 +19,7 @@ from ..errors import UsageError, describe, domain_errors, exit_code
 from .clips import add_clips_parser
 from .consent import add_consent_parser
 from .feedback import add_feedback_parser
+from .logs import setup_logging
 from .paths import atomic_output, check_output_path
 from .storage import add_storage_parser
 from .users import add_users_parser
@@ -30,9 +31,8 @@ if TYPE_CHECKING:  # the API (FastAPI, uvicorn) and the service load only for th
 log = logging.getLogger("edge_media")
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+def _setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    setup_logging(level, fmt)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -68,22 +68,35 @@ def _probe_cameras(config, timeout_s: float) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    _setup_logging(config.service.log_level)
+    _setup_logging(config.service.log_level, config.service.log_format)
     from ..service.hub import Service
 
+    early: list[int] = []  # a SIGHUP while the hub is built (models load) must not kill it (the default action)
+    signal.signal(signal.SIGHUP, lambda signum, _frame: early.append(signum))
     service = Service(config)
 
     def on_signal(signum, _frame):
         log.info("received %s; finishing open clips", signal.Signals(signum).name)
         service.stop_event.set()
 
+    def on_hup(_signum, _frame):  # only queues: the main loop re-reads the file and applies it
+        service.request_reload(lambda: _reload_config(args.config))
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
+    if early:
+        on_hup(signal.SIGHUP, None)
     try:
         service.run(companions=_api_of(service))  # NothingToRun is a domain error: one line, exit 1
     finally:
         service.close()
     return 0
+
+
+def _reload_config(path: Path):
+    log.info("received SIGHUP; reloading %s", path)
+    return load_config(path)
 
 
 class _HubApi:
@@ -197,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
                    help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
-    r = sub.add_parser("run", help="run the service until SIGINT/SIGTERM")
+    r = sub.add_parser("run", help="run the service until SIGINT/SIGTERM (SIGHUP reloads cameras and microphones)")
     r.add_argument("--config", required=True, type=Path, help="the TOML config file")
     r.set_defaults(func=cmd_run)
     _add_analyze_parser(sub)

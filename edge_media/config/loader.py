@@ -120,12 +120,16 @@ def _unknown_key(loc: tuple[Any, ...]) -> str:
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     # Walk the model tree along the string parts of loc (list indices don't change the model).
     model: type[BaseModel] | None = Config
+    keyed = False  # the field before was a dict: this part is one of its keys ([notify.cameras.porch])
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         if model is None or part not in model.model_fields:
             return None
-        model = _find_model(model.model_fields[part].annotation)
+        annotation = model.model_fields[part].annotation
+        keyed = typing.get_origin(annotation) is dict
+        model = _find_model(annotation)
     return model
 
 
@@ -155,6 +159,7 @@ EXAMPLE_TOML = """\
 [service]
 data_dir = "/var/lib/edge-media"   # everything durable lives below it by default
 log_level = "INFO"                 # DEBUG, INFO, WARNING or ERROR
+log_format = "text"                # "text", or "json": one JSON object per line (for log shippers)
 detect_threads = 1                 # onnxruntime threads for the shared detector (1..16)
 
 [recording]
@@ -219,6 +224,40 @@ backend = 'local'                  # 'local' (<data_dir>/partner) or 's3' with a
 #   bucket = "audio-feedback"
 #   access_key_env = "EDGE_MEDIA_PARTNER_ACCESS_KEY"
 #   secret_key_env = "EDGE_MEDIA_PARTNER_SECRET_KEY"
+
+[notify]                           # "something is not OK": MQTT / Home Assistant and webhooks
+storage_down_after_s = 300.0       # the store unreachable this long is notified (quota, failed uploads: at once)
+labels = { dog_bark = false }      # per label on/off: "motion" or an audio label
+quiet_hours = ["22:00-07:00"]      # local time: only always_notify labels are notified (MQTT states stay accurate)
+always_notify = ["smoke_co_alarm", "glass_break", "scream", "baby_cry"]   # even in quiet hours
+
+[notify.cameras.front-door]        # per camera (or microphone) rules; the name must be a source's
+enabled = true
+labels = ["motion", "smoke_co_alarm", "glass_break"]   # only these labels; empty: all
+
+[notify.mqtt]
+enabled = false
+host = "localhost"
+port = 1883
+username = ""                      # empty: anonymous
+password = ""                      # never logged
+client_id = ""                     # empty: edge-media-<hub id>, stable across restarts
+topic_prefix = "edge-media"        # <prefix>/available, <prefix>/<camera>/motion, <prefix>/events, ...
+tls = false
+#   ca_file = "/etc/edge-media/mqtt-ca.pem"   # with tls: verify the broker against this CA (else the system's)
+discovery = true                   # Home Assistant MQTT discovery
+discovery_prefix = "homeassistant"
+ha_status_topic = "homeassistant/status"   # discovery is re-announced when Home Assistant says 'online'
+qos = 1
+queue_size = 1000                  # notices waiting for the broker; the oldest are dropped beyond this
+
+# [[notify.webhooks]]              # Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)
+#   url = "https://example.net/hooks/edge-media"
+#   secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"   # whsec_ + base64 key (24..64 bytes)
+#   timeout_s = 5.0
+#   max_attempts = 8               # retried with exponential backoff + jitter on errors, 5xx and 429
+#   backoff_s = 1.0                # first retry delay; doubles per attempt, capped at 10 min
+#   queue_size = 1000
 
 [api]                              # the REST API and review page, served by `edge-media run`
 enabled = true

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from .audio import AudioConfig, MicrophoneConfig
 from .camera import CameraConfig
 from .events import EventsConfig
 from .feedback import FeedbackConfig
+from .notify import NotifyConfig
 from .recording import RecordingConfig
 from .service import ServiceConfig
 from .storage import StorageConfig
@@ -43,6 +45,7 @@ class Config(ConfigModel):
     )
     audio: AudioConfig = Field(default_factory=AudioConfig, description="Audio-event detection.")
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig, description="Anonymised audio to the partner.")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="MQTT / Home Assistant and webhooks.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="The hub's REST API and review page.")
     microphones: list[MicrophoneConfig] = Field(
         default_factory=list, description="Local microphones (sounddevice); may be empty."
@@ -91,6 +94,18 @@ class Config(ConfigModel):
             if settings.plan and settings.plan not in self.plans:
                 known = ", ".join(sorted(self.plans))
                 raise FieldCheckError(("owners", owner, "plan"), f"unknown plan {settings.plan!r} (plans: {known})")
+        return self
+
+    @model_validator(mode="after")
+    def _notify_sources_known(self) -> Config:
+        # A typo'd camera name in a rule would silently notify (or silence) nothing: name it.
+        sources = [c.name for c in self.cameras] + [m.name for m in self.microphones]
+        for name in self.notify.cameras:
+            if name not in sources:
+                close = get_close_matches(name, sources, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise FieldCheckError(("notify", "cameras", name), f"no camera or microphone named {name!r} "
+                                      f"({hint}sources: {', '.join(sources) or 'none'})")
         return self
 
     def plan_for(self, owner: str) -> str:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from ._base import ConfigModel
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 
 class ServiceConfig(ConfigModel):
@@ -19,6 +20,9 @@ class ServiceConfig(ConfigModel):
         description="Directory under which everything durable lives by default (spool, store, state).",
     )
     log_level: LogLevel = Field(default="INFO", description="Minimum level of log messages.")
+    log_format: LogFormat = Field(
+        default="text", description='"text" lines, or "json": one object per line (time, level, logger, message).'
+    )
     detect_threads: int = Field(
         default=1, ge=1, le=16, description="onnxruntime intra-op threads for the shared detector."
     )

@@ -336,6 +336,13 @@ class FeedbackQueue:
             sql, params = sql + " WHERE owner = ?", (owner,)
         return [_item(r) for r in self.db.query(sql + " ORDER BY created, sample_id", params)]
 
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(samples waiting, samples sent) by purpose, for the hub's metrics: two grouped counts, no rows."""
+        waiting = self.db.query("SELECT purpose, COUNT(*) AS n FROM feedback_outbox "
+                                "WHERE state != 'purge' GROUP BY purpose")
+        sent = self.db.query("SELECT purpose, COUNT(*) AS n FROM feedback_disclosures GROUP BY purpose")
+        return {r["purpose"]: r["n"] for r in waiting}, {r["purpose"]: r["n"] for r in sent}
+
     def recover(self) -> None:
         """Start-up: an item a crash left inflight is pending again (its keys are its sample id, so a retry
         overwrites nothing else); spool files without a row (a crash between writing and inserting) go."""

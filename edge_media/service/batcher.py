@@ -22,8 +22,9 @@ T = TypeVar("T")
 
 class Batcher(Generic[T]):
     def __init__(self, name: str, process: Callable[[list[T]], object], *, max_batch: int = 16,
-                 queue_size: int = 64) -> None:
+                 queue_size: int = 64, observe: Callable[[float], None] | None = None) -> None:
         self.name, self.process, self.max_batch = name, process, max_batch
+        self.observe = observe  # told each batch's processing time (the hub's model-inference metric)
         self._queue: queue.Queue[T | None] = queue.Queue(queue_size)
         self._thread: threading.Thread | None = None
         self.dropped = 0
@@ -63,11 +64,14 @@ class Batcher(Generic[T]):
                 return
             batch = [item]
             stop = self._gather(batch)
+            started = time.perf_counter()
             try:
                 self.process(batch)
             except Exception:  # a bug in one batch must not stop detection for every source
                 log.exception("%s failed for a batch of %d items", self.name, len(batch))
             finally:
+                if self.observe is not None:
+                    self.observe(time.perf_counter() - started)
                 self.batches += 1
                 self.items += len(batch)
                 for _ in batch:

@@ -74,6 +74,7 @@ class CameraPipeline:
     decider: ClipDecider | None = None  # default: the recorder's pre-roll, the tracker's max_clip_s
     events: list[Event] = field(default_factory=list)  # every finished event, for reports
     motion_frames: int = 0
+    detect_seconds: float = 0.0  # this camera's share of the motion model's time (detect thread only)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: deque[Transition] = field(default_factory=deque)  # tracker → reader thread
     _restrict_request: bool = False
@@ -245,8 +246,11 @@ def detect_batch(detector: MotionDetector, items: Sequence[tuple[CameraPipeline,
     """One detector call for frames of many cameras; results go back to their pipelines."""
     for pipe, frame in items:
         pipe.prepare(detector, frame)
+    started = time.perf_counter()
     results = detector.detect([(pipe.name, f.time, f.image) for pipe, f in items])
+    share = (time.perf_counter() - started) / max(len(items), 1)  # frames of one batch cost alike
     for (pipe, _), result in zip(items, results, strict=True):
+        pipe.detect_seconds += share
         pipe.on_motion(result)
     return results
 

@@ -4,6 +4,7 @@ retention sweeper and a small control loop (restrictions, local retention)."""
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,10 +19,11 @@ from uploader.worker import UploadWorker
 
 from ..audio import MicSource
 from ..audio.setup import load_audio_model, new_logic, new_windower
-from ..config import CameraConfig, Config, MicrophoneConfig
+from ..config import CameraConfig, Config, ConfigError, MicrophoneConfig
 from ..detect import MotionDetector, MotionSettings
 from ..errors import EdgeMediaError
 from ..events import ClipSettings, EventTracker, TrackerSettings, Transition
+from ..notify import build_notifications
 from ..privacy import OwnerRights
 from ..sources import DetectFrame
 from .batcher import Batcher
@@ -35,6 +37,7 @@ from .camera import (
 )
 from .context import HubContext
 from .feedback import hub_feedback
+from .health import StorageHealth
 from .housekeeping import SpoolQuota, expire_local_copies
 from .live import LiveStatus
 from .metrics import HubMetrics
@@ -42,6 +45,7 @@ from .microphone import BlockSource, MicWorker
 from .plans import sync_plans
 from .publish import ClipPublisher
 from .reader import CameraStatus, CameraWorker
+from .reload import ReloadPlan, ReloadReport, plan_reload
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +111,24 @@ class Service:
                  detector: MotionDetector | None = None) -> None:
         self.config = config
         self.stop_event = threading.Event()
+        # SIGHUP: the handler only queues (SimpleQueue.put is safe there); the main loop loads and applies.
+        self._reload_requests: queue.SimpleQueue[Callable[[], Config]] = queue.SimpleQueue()
+        self._reload_lock = threading.Lock()
         self.ctx = HubContext.open(config, store=store)
         self.bus = HubBus()  # notices for the API, notifications and metrics; the pipeline never waits on it
         self.live = LiveStatus({**{c.name: "camera" for c in config.cameras if c.enabled},
                                 **{m.name: "microphone" for m in config.microphones if m.enabled}})
         self.bus.subscribe(self.live.on_notice)
+        self.metrics = HubMetrics(self)  # reads the parts below only when scraped
         self.store, self.spool = self.ctx.store, self.ctx.spool
         self.detector = detector if detector is not None else MotionDetector(threads=config.service.detect_threads)
         self.audio_model = load_audio_model(config.audio) if config.audio.enabled else None
         audio_model = self.audio_model
         self.queues = ModelQueues(
-            motion=Batcher("detect", lambda items: detect_batch(self.detector, items)),
-            audio=Batcher("audio", lambda items: audio_batch(audio_model, items)) if audio_model else None)
+            motion=Batcher("detect", lambda items: detect_batch(self.detector, items),
+                           observe=self.metrics.inference_timer("motion")),
+            audio=Batcher("audio", lambda items: audio_batch(audio_model, items),
+                          observe=self.metrics.inference_timer("audio")) if audio_model else None)
         st = config.storage
         keep_local = st.keep_local_days > 0
         self.outbox = Outbox(self.ctx.db)
@@ -134,7 +144,13 @@ class Service:
         self.workers = [self._worker(cam) for cam in config.cameras if cam.enabled]
         self.mics = [self._mic(m) for m in config.microphones if m.enabled and self.audio_model is not None]
         self._control = threading.Thread(target=self._control_loop, name="control", daemon=True)
-        self.metrics = HubMetrics(self)
+        self.health = StorageHealth(self.bus.publish, worker=self.uploader, outbox=self.outbox, quota=self.quota,
+                                    down_after_s=config.notify.storage_down_after_s)
+        self.notifications = build_notifications(  # subscribed now: the cameras' first states are not missed
+            config, secret=self.ctx.secret, source_uid=self.ctx.camera_hash,
+            audio_labels=self.audio_model.info.labels if self.audio_model is not None else ())
+        if self.notifications is not None:
+            self.bus.subscribe(self.notifications.on_notice)
 
     def _worker(self, cam: CameraConfig) -> CameraWorker:
         rec = self.config.recording
@@ -154,7 +170,8 @@ class Service:
         pipe = CameraPipeline(cam.name, tracker, motion_settings(cam), recorder,
                               can_record=lambda: self.quota.admit(**who), audio=audio)
         pipe.on_transition = self._announcer(cam.name, pipe.wall_of)
-        return CameraWorker(cam, pipe, self.queues, self.stop_event, on_state=self._state_announcer(cam.name))
+        # Its own stop event: a reload stops one camera; stop() sets every one.
+        return CameraWorker(cam, pipe, self.queues, threading.Event(), on_state=self._state_announcer(cam.name))
 
     def _announcer(self, source: str, wall_of: Callable[[float], float]) -> Callable[[Transition], None]:
         """Publishes a source's event starts and ends on the bus, in wall-clock time."""
@@ -172,10 +189,11 @@ class Service:
     def _mic(self, mic: MicrophoneConfig, source: BlockSource | None = None) -> MicWorker:
         model, cfg = self.audio_model, self.config.audio
         assert model is not None and self.queues.audio is not None
+        stop_event = threading.Event()  # its own, as a camera's
         if source is None:
             device = int(mic.device) if mic.device.isdigit() else (mic.device or None)
             source = MicSource(device=device, block_ms=mic.block_ms, sample_rate=model.info.sample_rate,
-                               stop_event=self.stop_event)
+                               stop_event=stop_event)
         chain = AudioChain(new_windower(model, cfg), new_logic(mic.name, model, cfg))
         paired = next((w.pipeline for w in self.workers if w.cam.name == mic.camera), None) if mic.camera else None
         recorder = None if paired is not None else AudioClipRecorder(
@@ -186,12 +204,13 @@ class Service:
         who = {"owner": mic.owner, "source": mic.name, "source_hash": self.ctx.camera_hash(mic.name)}
         wall0 = source
         return MicWorker(mic.name, source, chain, lambda item: audio_queue.submit(item, block=False),
-                         paired=paired, recorder=recorder, stop_event=self.stop_event, clips=clips,
+                         paired=paired, recorder=recorder, stop_event=stop_event, clips=clips,
                          can_record=lambda: self.quota.admit(**who),  # a paired one's camera asks
                          on_transition=self._announcer(mic.name, lambda t: (wall0.start_wall or time.time()) + t),
                          on_state=self._state_announcer(mic.name))
 
     def _on_clip(self, path, sidecar) -> None:
+        self.metrics.clip_recorded(sidecar.camera)
         if self.feedback is not None:  # first: the uploader may delete the clip once it is queued
             self.feedback.offer(path, sidecar)
         self.publisher.submit(path, sidecar)
@@ -225,6 +244,8 @@ class Service:
         for m in self.mics:
             m.start()
         self._control.start()
+        if self.notifications is not None:
+            self.notifications.start()
         self._report_startup()
 
     def _report_startup(self) -> None:
@@ -247,9 +268,12 @@ class Service:
                 len(status), mics, type(self.store).__name__, tail)
 
     def wait(self, poll_s: float = 0.5) -> None:
-        """Block until stopped, or until every (non-looping file) camera has ended."""
+        """Block until stopped, or until every (non-looping file) camera has ended; carries out reloads
+        requested meanwhile. A hub whose every source a reload removed waits for the next reload."""
         while not self.stop_event.wait(poll_s):
-            if not any(w.alive for w in self.workers) and not any(m.alive for m in self.mics):
+            self._take_reload_requests()
+            ended = not any(w.alive for w in self.workers) and not any(m.alive for m in self.mics)
+            if ended and (self.workers or self.mics):
                 return
 
     def run(self, companions: Sequence[Companion] = ()) -> None:
@@ -278,11 +302,16 @@ class Service:
         """Cameras finish their clips, detection drains, then uploads get ``upload_drain_s`` to
         catch up; whatever is left stays queued on disk for the next start."""
         self.stop_event.set()
+        with self._reload_lock:  # a reload in progress finishes first: no worker starts after this
+            for event in [*(w.stop_event for w in self.workers), *(m.stop_event for m in self.mics)]:
+                event.set()
         for w in self.workers:
             w.join(15)
         for m in self.mics:
             m.join(15)
         self.queues.stop()
+        if self.notifications is not None:  # after the last event ends; says "offline" on MQTT
+            self.notifications.stop()
         self._drain_uploads(upload_drain_s)
         self.uploader.stop()
         self.sweeper.stop()
@@ -295,6 +324,90 @@ class Service:
     def close(self) -> None:
         """Release the database (after :meth:`stop`; the state stays readable until then)."""
         self.ctx.close()
+
+    # -- reload (SIGHUP) ------------------------------------------------------------------------------
+
+    def request_reload(self, load: Callable[[], Config]) -> None:
+        """Ask for a reload from ``load()`` (re-reading the config file). Safe in a signal handler: it only
+        queues; :meth:`wait` (the main loop) loads and applies it."""
+        self._reload_requests.put(load)
+
+    def _take_reload_requests(self) -> None:
+        load = None
+        while True:  # several signals in one poll are one reload
+            try:
+                load = self._reload_requests.get_nowait()
+            except queue.Empty:
+                break
+        if load is None:
+            return
+        try:
+            new = load()
+        except EdgeMediaError as exc:  # a bad file: one line naming the field; the hub runs on as it is
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            where = f"{exc.source}: " if isinstance(exc, ConfigError) else ""
+            log.error("config reload refused, nothing changed: %s%s", where, "; ".join(problems))
+            return
+        try:
+            self.reload(new)
+        except Exception:  # a bug in reloading must not take down the cameras that are recording
+            log.exception("config reload failed")
+
+    def reload(self, new: Config) -> ReloadReport:
+        """Run ``new``'s cameras and microphones: added ones start, removed ones stop (their open clip is
+        finished and queued), changed ones restart; unchanged ones are not touched. Changed sections that
+        only apply at start-up get one warning and keep their running values."""
+        with self._reload_lock:
+            if self.stop_event.is_set():
+                log.warning("config reload ignored: the service is stopping")
+                return ReloadReport()
+            plan = plan_reload(self.config, new)
+            if plan.needs_restart:
+                log.warning("config reload: %s changed; restart edge-media to apply (the running values stay in "
+                            "force)", ", ".join(f"[{name}]" for name in plan.needs_restart))
+            self._stop_sources(plan)
+            self.config = self.ctx.config = plan.config
+            self._start_sources(plan)
+        report = plan.report
+        log.info("%s", report.describe())
+        return report
+
+    def _stop_sources(self, plan: ReloadPlan) -> None:
+        going = [w for w in self.workers if w.cam.name in plan.cameras.stopping]
+        going_mics = [m for m in self.mics if m.name in plan.microphones.stopping]
+        for m in going_mics:  # microphones first: a paired one feeds its camera's pipeline
+            m.stop_event.set()
+        for w in going:
+            w.stop_event.set()
+        for m in going_mics:
+            m.join(15)
+        for w in going:
+            w.join(15)  # its reader finishes the open clip (queued for upload) before the thread ends
+            if w.alive:
+                log.warning("camera %s: reader still busy after 15 s; it stops on its own", w.cam.name)
+            self.metrics.retire(w)
+        # Copy-on-write: the control loop and the metrics iterate these lists without a lock.
+        self.workers = [w for w in self.workers if w not in going]
+        self.mics = [m for m in self.mics if m not in going_mics]
+        for name in (*plan.cameras.stopping, *plan.microphones.stopping):
+            self.live.remove(name)
+
+    def _start_sources(self, plan: ReloadPlan) -> None:
+        cfg = plan.config
+        workers = [self._worker(cam) for cam in cfg.cameras if cam.enabled and cam.name in plan.cameras.starting]
+        self.workers = [*self.workers, *workers]  # before the microphones: a paired one looks its camera up here
+        mics = [self._mic(m) for m in cfg.microphones
+                if m.enabled and m.name in plan.microphones.starting and self.audio_model is not None]
+        self.mics = [*self.mics, *mics]
+        for w in workers:
+            self.live.add(w.cam.name, "camera")
+        for m in mics:
+            self.live.add(m.name, "microphone")
+        self._apply_restrictions()  # before their first packet: a restricted camera records nothing new
+        for w in workers:
+            w.start()
+        for m in mics:
+            m.start()
 
     def _drain_uploads(self, timeout_s: float) -> None:
         """Let the worker upload what is queued, for up to ``timeout_s``. A single failed attempt (a
@@ -344,6 +457,7 @@ class Service:
             try:
                 self._apply_restrictions()
                 self._sample_frames()
+                self.health.poll()
                 if ticks % 30 == 0 and self.config.storage.keep_local_days > 0:
                     expire_local_copies(self.ctx.db, keep_days=self.config.storage.keep_local_days)
             except Exception:  # housekeeping must never take the service down

@@ -84,6 +84,7 @@ class SourceStats:
     decode_errors: int = 0
     failures: int = 0
     untimed_dropped: int = 0  # packets without timestamps that could not be given one
+    decode_seconds: float = 0.0  # time spent in the decoder (read by the hub's metrics at scrape time)
 
 
 @dataclass
@@ -167,7 +168,7 @@ class VideoSource:
                 self.state.set("failed", why)
                 raise SourceError(f"{self.name}: {why}")
             again = (self.spec.is_live or self.spec.loop) and not self.stop_event.is_set()
-            if not session.usable and error is None:
+            if not session.usable and error is None and not self.stop_event.is_set():  # stopped early: no news
                 self._tell("unusable", "%s: %s gave no usable video (%s)%s", self.name, self.spec.url, reason,
                            "; reopening it with growing backoff" if again else "")
             if not again:
@@ -300,6 +301,7 @@ class VideoSource:
             self.backoff.reset()  # only a session that delivered something resets the delay
 
     def _decode(self, video: av.video.stream.VideoStream, packet: av.Packet) -> list[av.VideoFrame]:
+        started = time.perf_counter()
         try:
             frames = video.codec_context.decode(packet)
         except av.FFmpegError as exc:
@@ -308,6 +310,8 @@ class VideoSource:
             if self.stats.decode_errors == 1:
                 log.warning("%s: corrupt video data (%s); skipping damaged frames", self.name, exc)
             return []
+        finally:
+            self.stats.decode_seconds += time.perf_counter() - started
         self.stats.frames_decoded += len(frames)
         return frames
 
