@@ -21,10 +21,16 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Items per page")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
 
 
+# Times go out as ISO text (to the millisecond) and may come back as ``since``/``until``: a float round trip can
+# land a hair after the event's own start, which must still count as "at" it.
+EPSILON_S = 1e-6
+
+
 def _epoch(value: datetime | None) -> float | None:
     if value is None:
         return None
-    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()  # naive: UTC
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # naive: UTC
+    return aware.timestamp() - EPSILON_S
 
 
 @router.get("/api/v1/events", response_model=EventPage, tags=["events"])
