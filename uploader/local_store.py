@@ -142,6 +142,12 @@ class LocalStore(ObjectStore):
                 continue  # removed while we were listing
             yield _info(record, with_tags=with_tags)
 
+    def local_file(self, key: str) -> Path | None:
+        """The committed object's file (None when absent): what a local clip link serves, Range requests and all."""
+        validate_key(key)
+        path = self._object_path(key)
+        return path if self._meta_path(key).is_file() and path.is_file() else None
+
     # -- internals ------------------------------------------------------------------------------
 
     def _object_path(self, key: str) -> Path:

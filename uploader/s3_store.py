@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO, TypeVar
@@ -202,6 +202,13 @@ class S3Store(ObjectStore):
         validate_key(key)
         tags = self._call(lambda: self._client.get_object_tags(self.bucket, key), key=key)
         return dict(tags or {})
+
+    def presigned_get_object(self, key: str, *, expires_s: int) -> str:
+        # Signed locally with the store's credentials (no request; the region is configured, so minio does not
+        # ask the server for it). The URL carries a signature, never the secret key.
+        validate_key(key)
+        return self._call(lambda: self._client.presigned_get_object(self.bucket, key,
+                                                                   expires=timedelta(seconds=expires_s)), key=key)
 
     def get_object(self, key: str) -> bytes:
         validate_key(key)

@@ -122,6 +122,15 @@ class ObjectStore(abc.ABC):
     def set_tags(self, key: str, tags: Mapping[str, str]) -> None:
         """Replace (not merge) the object's tags."""
 
+    def presigned_get_object(self, key: str, *, expires_s: int) -> str:
+        """A URL anyone holding it can GET the object with, for ``expires_s`` seconds (S3 presigned GET).
+        A store that cannot sign URLs says so with NOT_IMPLEMENTED (its objects are served another way)."""
+        raise StoreError(NOT_IMPLEMENTED, f"{type(self).__name__} cannot presign URLs", key=key)
+
+    def local_file(self, key: str) -> Path | None:
+        """The object's bytes as a file on this machine, when the store keeps them as one (else None)."""
+        return None
+
     # Bucket lifecycle rules are an S3 backstop for retention (the sweeper is the prompt path); a store without
     # them says so with a code the caller can catch instead of silently keeping objects forever.
     def set_bucket_lifecycle(self, config: LifecycleConfig) -> None:

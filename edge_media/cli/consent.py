@@ -21,8 +21,8 @@ from ..config import Config, load_config
 from ..errors import UsageError
 from ..privacy.consent import ConsentLedger, NotTheOwner, iso_utc
 from ..privacy.notices import Notice, NoticeBook, Purpose
+from ..service.consenting import consent_summary, grant_consent, has_consent_to_withdraw, withdraw_consent
 from ..service.context import DB_NAME, DataDirError, HubContext
-from ..service.feedback import after_withdrawal
 from .format import fields, print_json, table
 from .storage import check_owner
 
@@ -70,8 +70,8 @@ def cmd_grant(args: argparse.Namespace) -> int:
     if not _confirmed(args, f"{args.owner}: grant consent for {purpose} under notice v{notice.version}?"):
         print("not granted; nothing recorded", file=sys.stderr)
         return 1
-    change = ledger.grant(args.owner, purpose, actor=args.actor or args.owner, method="cli",
-                          notice_version=notice.version)  # fmt: skip
+    change = grant_consent(ledger, args.owner, purpose, notice_version=notice.version,
+                           actor=args.actor or args.owner, method="cli")  # fmt: skip
     r = change.record
     verb = "granted" if change.recorded else "already granted"
     print(f"{args.owner}: {verb} {purpose} under notice v{r.notice_version} at {iso_utc(r.at)}; "
@@ -83,8 +83,7 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
     config, purpose = _checked(args)
     assert purpose is not None
     ledger = _ledger(config)
-    history = [r for r in ledger.history(args.owner) if r.purpose == purpose]
-    if not history or history[-1].action == "withdraw":
+    if not has_consent_to_withdraw(ledger, args.owner, purpose):
         print(f"{args.owner}: no consent for {purpose} to withdraw; nothing recorded")
         return 0
     question = (f"{args.owner}: withdraw consent for {purpose}? Nothing more will be sent, queued samples are "
@@ -92,20 +91,20 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
     if not _confirmed(args, question):
         print("not withdrawn; nothing recorded", file=sys.stderr)
         return 1
-    change = ledger.withdraw(args.owner, purpose, actor=args.actor or args.owner, method="cli")
-    if change is None:  # withdrawn meanwhile, by another command
-        print(f"{args.owner}: no consent for {purpose} to withdraw; nothing recorded")
-        return 0
-    r = change.record
-    print(f"{args.owner}: withdrew {purpose} at {iso_utc(r.at)} (ends consent id {r.withdraws}); "
-          f"withdrawal id {r.consent_id}")
     ctx = HubContext.open(config)
     try:
-        deleted, written, owed = after_withdrawal(ctx, args.owner, purpose)
+        done = withdraw_consent(ctx, args.owner, purpose, actor=args.actor or args.owner, method="cli")
     finally:
         ctx.close()
-    print(f"{args.owner}: {deleted} queued sample(s) deleted; {written} retraction(s) written to the partner"
-          + (f", {owed} owed (written by the next sending pass)" if owed else ""))
+    if done is None:  # withdrawn meanwhile, by another command
+        print(f"{args.owner}: no consent for {purpose} to withdraw; nothing recorded")
+        return 0
+    r = done.change.record
+    print(f"{args.owner}: withdrew {purpose} at {iso_utc(r.at)} (ends consent id {r.withdraws}); "
+          f"withdrawal id {r.consent_id}")
+    owed = done.retractions_owed
+    print(f"{args.owner}: {done.deleted} queued sample(s) deleted; {done.retractions_written} retraction(s) "
+          "written to the partner" + (f", {owed} owed (written by the next sending pass)" if owed else ""))
     return 0
 
 
@@ -115,8 +114,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     states = [s for s in ledger.states(args.owner) if purpose in (None, s.purpose)]
     history = [r for r in ledger.history(args.owner) if purpose in (None, r.purpose)]
     if args.json:
-        print_json({"owner": args.owner, "state": [s.to_json() for s in states],
-                    "history": [r.to_json() for r in history]})
+        print_json(consent_summary(ledger, args.owner, purpose))
         return 0
     print(fields({"owner": args.owner, **{s.purpose.value: s.describe() for s in states}}))
     headers = ["at", "action", "purpose", "notice", "method", "actor", "consent id", "withdraws"]

@@ -12,31 +12,16 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, load_config
+from ..config import load_config
 from ..errors import UsageError
 from ..privacy.feedback_send import FeedbackSender
-from ..privacy.flags import MOTION, NOTHING, Flag, FlagRequest, Flags, FlagService
+from ..privacy.flags import MOTION, NOTHING, Flag, FlagRequest, Flags
 from ..service.catalog import ClipCatalog
 from ..service.context import HubContext
-from ..service.feedback import FlagFeedback, build_partner_store, open_queue
+from ..service.feedback import build_partner_store, open_queue
+from ..service.flagging import flag_clip
 from .format import iso_utc, print_json, table
 from .storage import check_owner
-
-AUDIO_MODEL = "audio_events"  # the shipped model's manifest entry
-
-
-def audio_event_labels(config: Config) -> tuple[str, ...]:
-    """The event labels of the configured audio model, read without loading it: the manifest's product labels
-    for ours, the product labels a YAMNet-style model is mapped onto otherwise."""
-    # Imported here: the audio package loads onnxruntime, which no other command of this module needs.
-    from ..audio.labels import AUDIOSET_TO_EVENTS, NON_EVENT_LABELS
-    from ..model_files import read_manifest
-
-    if config.audio.model is not None:
-        return tuple(AUDIOSET_TO_EVENTS)
-    entry = read_manifest()["models"].get(AUDIO_MODEL) or {}
-    labels = entry.get("product_labels") or [x for x in entry.get("labels", []) if x not in NON_EVENT_LABELS]
-    return tuple(str(x) for x in labels)
 
 
 def cmd_flag(args: argparse.Namespace) -> int:
@@ -49,17 +34,13 @@ def cmd_flag(args: argparse.Namespace) -> int:
         clip = ClipCatalog(ctx).get(args.clip)
         if clip is None:
             raise UsageError(f"--clip: no clip {args.clip!r} on this hub (see: edge-media clips list)")
-        known = set(config.owners) | {c.owner for c in config.cameras} | {m.owner for m in config.microphones}
-        if clip.owner not in known:
-            raise UsageError(f"--clip: clip {args.clip} belongs to owner {clip.owner!r}, who is not in this config")
-        hook = FlagFeedback(ctx, clip)
-        flag = FlagService(ctx.db, audio_event_labels(config)).flag(clip, request, hook)
-        queued = hook.queued is not None
+        outcome = flag_clip(ctx, clip, request)
     finally:
         ctx.close()
+    flag = outcome.flag
     truth = f", truth {flag.truth}" if flag.truth else ""
     where = ("kept on this hub only (motion flags never leave it)" if not flag.partner_eligible
-             else "kept on this hub; an anonymised sample is queued for the model partner" if queued
+             else "kept on this hub; an anonymised sample is queued for the model partner" if outcome.partner_queued
              else "kept on this hub; nothing queued for the model partner (no misdetection-feedback consent)")
     print(f"flagged clip {flag.clip_id}: {flag.kind} {flag.label}{truth} (flag {flag.flag_id}); {where}")
     return 0

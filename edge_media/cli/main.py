@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError, dump_example, load_config
 from ..errors import UsageError, describe, domain_errors, exit_code
@@ -21,6 +22,11 @@ from .feedback import add_feedback_parser
 from .logs import setup_logging
 from .paths import atomic_output, check_output_path
 from .storage import add_storage_parser
+from .users import add_users_parser
+
+if TYPE_CHECKING:  # the API (FastAPI, uvicorn) and the service load only for the commands that need them
+    from ..api import ApiServer
+    from ..service.hub import Service
 
 log = logging.getLogger("edge_media")
 
@@ -82,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if early:
         on_hup(signal.SIGHUP, None)
     try:
-        service.run()  # NothingToRun is a domain error: one line, exit 1
+        service.run(companions=_api_of(service))  # NothingToRun is a domain error: one line, exit 1
     finally:
         service.close()
     return 0
@@ -91,6 +97,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _reload_config(path: Path):
     log.info("received SIGHUP; reloading %s", path)
     return load_config(path)
+
+
+class _HubApi:
+    """The API beside a running hub. Recording matters more than the API: an address that cannot be bound is
+    logged as an error and the hub records on without it."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.server: ApiServer | None = None
+
+    def start(self) -> None:
+        from ..api import ApiBindError, ApiServer, create_app
+
+        cfg = self.service.config.api
+        server = ApiServer(create_app(self.service), cfg.host, cfg.port)
+        try:
+            server.start()
+        except ApiBindError as exc:
+            log.error("%s; the hub runs without its API", exc)
+            return
+        self.server = server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def _api_of(service: Service) -> list[_HubApi]:
+    return [_HubApi(service)] if service.config.api.enabled else []
 
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
@@ -195,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_consent_parser(sub)
     add_clips_parser(sub)
     add_feedback_parser(sub)
+    add_users_parser(sub)
     return p
 
 

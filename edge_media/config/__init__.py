@@ -3,6 +3,7 @@
 ``load_config(path)`` is the entry point; it raises ``ConfigError`` whose ``str()`` is the operator's message.
 """
 
+from .api import ApiConfig
 from .audio import AudioConfig, MicrophoneConfig
 from .camera import CameraConfig
 from .events import EventsConfig
@@ -13,6 +14,7 @@ from .service import ServiceConfig
 from .storage import S3Config, StorageConfig
 
 __all__ = [
+    "ApiConfig",
     "AudioConfig",
     "MicrophoneConfig",
     "CameraConfig",

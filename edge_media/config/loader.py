@@ -259,6 +259,14 @@ queue_size = 1000                  # notices waiting for the broker; the oldest 
 #   backoff_s = 1.0                # first retry delay; doubles per attempt, capped at 10 min
 #   queue_size = 1000
 
+[api]                              # the REST API and review page, served by `edge-media run`
+enabled = true
+host = "127.0.0.1"                 # loopback by default; "0.0.0.0" to serve the whole network
+port = 8971                        # 0: any free port (logged at start)
+link_ttl_s = 300                   # signed clip links expire after this many seconds (10..86400)
+auth_failures_per_minute = 10      # failed logins per client address per minute before 429
+public_url = ""                    # base URL clip links are built on; empty: relative links
+
 [[microphones]]
 name = "hall-mic"                  # unique slug (not a camera's name)
 device = ""                        # sounddevice name or index; empty: default input

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from ._base import ConfigModel, FieldCheckError
+from .api import ApiConfig
 from .audio import AudioConfig, MicrophoneConfig
 from .camera import CameraConfig
 from .events import EventsConfig
@@ -45,6 +46,7 @@ class Config(ConfigModel):
     audio: AudioConfig = Field(default_factory=AudioConfig, description="Audio-event detection.")
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig, description="Anonymised audio to the partner.")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="MQTT / Home Assistant and webhooks.")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="The hub's REST API and review page.")
     microphones: list[MicrophoneConfig] = Field(
         default_factory=list, description="Local microphones (sounddevice); may be empty."
     )

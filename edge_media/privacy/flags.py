@@ -57,6 +57,10 @@ class ClipUnreadable(EdgeMediaError):
     run time (exit 1), not bad input; nothing is stored, and the same command works once the store is back."""
 
 
+class AlreadyFlagged(UsageError):
+    """The same clip, kind and label was flagged before (nothing stored)."""
+
+
 @dataclass(frozen=True)
 class Flag:
     flag_id: str
@@ -228,7 +232,7 @@ class FlagService:
                 same = conn.execute(f"SELECT flag_id FROM {TABLE} WHERE clip_id = ? AND kind = ? AND label = ?",
                                     (flag.clip_id, flag.kind, flag.label)).fetchone()  # fmt: skip
                 if same is not None:
-                    raise UsageError(f"clip {flag.clip_id}: {flag.kind} {flag.label} is already flagged "
+                    raise AlreadyFlagged(f"clip {flag.clip_id}: {flag.kind} {flag.label} is already flagged "
                                      f"(flag {same['flag_id']}); nothing stored")
                 Flags.add(conn, flag)
                 queued = prepared is not None and feedback is not None and feedback.insert(conn, prepared)

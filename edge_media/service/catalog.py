@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -87,9 +87,12 @@ class ClipRecord:
 
 
 class ClipCatalog:
-    def __init__(self, ctx: HubContext) -> None:
+    def __init__(self, ctx: HubContext, *, details_cache: MutableMapping[str, ClipDetails] | None = None) -> None:
+        """``details_cache``: clip id -> details read from the outbox or the store, kept across listings by a
+        caller that lists often (the API). Safe because a clip's sidecar never changes once written."""
         self.ctx = ctx
         self.index = ClipIndex(ctx.db)
+        self.details_cache = details_cache
         sources: list[CameraConfig | MicrophoneConfig] = [*ctx.config.cameras, *ctx.config.microphones]
         self.camera_names = {ctx.camera_hash(s.name): s.name for s in sources}  # hash -> configured name
 
@@ -118,12 +121,18 @@ class ClipCatalog:
 
     def _stored(self, row: StoredClip, spooled: tuple[Path, ClipSidecar] | None,
                 reader: _StoreReader) -> ClipRecord:
+        cache = self.details_cache
         if spooled is not None:
             details: ClipDetails | None = ClipDetails.from_sidecar(spooled[1].to_dict(), "spool")
-        elif row.sidecar_body is not None:
-            details = ClipDetails.from_sidecar(json.loads(row.sidecar_body), "outbox")
+        elif cache is not None and row.clip_id in cache:
+            details = cache[row.clip_id]
         else:
-            details = reader.details(row.sidecar_key)
+            if row.sidecar_body is not None:
+                details = ClipDetails.from_sidecar(json.loads(row.sidecar_body), "outbox")
+            else:
+                details = reader.details(row.sidecar_key)
+            if cache is not None and details is not None:
+                cache[row.clip_id] = details
         local = row.local_path or (str(spooled[0]) if spooled is not None else None)
         return ClipRecord(clip_id=row.clip_id, camera=self.camera_names.get(row.camera_hash),
                           camera_hash=row.camera_hash, owner=row.owner, wall_end=parse_iso_utc(row.wall_end),

@@ -7,8 +7,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from recorder import AudioClipRecorder, CameraRecorder
 from uploader import ObjectStore, StoreError
@@ -55,6 +56,13 @@ CONTROL_INTERVAL_S = 2.0
 STARTUP_SETTLE_S = 5.0  # how long start() waits for every camera to open, fail or start retrying
 FILES_DRAIN_S = 60.0  # every file camera ended: uploads get this long to finish before exit
 STOP_DRAIN_S = 30.0  # stopped by a signal: leftovers stay queued on disk for the next start
+
+
+class Companion(Protocol):
+    """Something that runs beside the hub for as long as it runs (the API server)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 class NothingToRun(EdgeMediaError):
@@ -207,6 +215,10 @@ class Service:
             self.feedback.offer(path, sidecar)
         self.publisher.submit(path, sidecar)
 
+    def model_versions(self) -> dict[str, str]:
+        """Model name -> version of the models this hub runs (stamped in every clip's sidecar)."""
+        return self._model_versions()
+
     def _model_versions(self) -> dict[str, str]:
         versions = {"motion": self.detector.model_version}
         if self.audio_model is not None:
@@ -264,16 +276,26 @@ class Service:
             if ended and (self.workers or self.mics):
                 return
 
-    def run(self) -> None:
+    def run(self, companions: Sequence[Companion] = ()) -> None:
         """Start, run until stopped (or every file camera ended), and shut down cleanly. When the
         files ended by themselves, uploads get longer to finish: `run` on files uploads what it
-        recorded (unless the store is down: then the clips stay queued on disk)."""
+        recorded (unless the store is down: then the clips stay queued on disk). ``companions`` (the API)
+        start once the hub runs and stop, in reverse order, before it stops."""
         drain_s = STOP_DRAIN_S
+        started: list[Companion] = []
         try:
             self.start()
+            for c in companions:
+                c.start()
+                started.append(c)
             self.wait()
             drain_s = STOP_DRAIN_S if self.stop_event.is_set() else FILES_DRAIN_S
         finally:
+            for c in reversed(started):
+                try:
+                    c.stop()
+                except Exception:  # one that fails to stop must not keep the hub from finishing its clips
+                    log.exception("stopping %s failed", type(c).__name__)
             self.stop(upload_drain_s=drain_s)
 
     def stop(self, upload_drain_s: float = STOP_DRAIN_S) -> None:
