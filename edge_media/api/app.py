@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 
 from uploader import StoreError
 
@@ -27,11 +25,11 @@ from .hub import ApiHub
 from .routes import clips, media, owner, sources
 from .schemas import Health
 from .state import ApiState
+from .ui import mount_ui
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-STATIC_DIR = Path(__file__).parent / "static"
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/media/{clip_id}", "/"})
 DEGRADED_STATES = ("retrying", "failed")
 
@@ -68,8 +66,7 @@ def create_app(hub: ApiHub) -> FastAPI:
     for module in (sources, clips, owner):
         authed.include_router(module.router)
     app.include_router(authed)
-    STATIC_DIR.mkdir(exist_ok=True)
-    app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
+    mount_ui(app)
     check_default_deny(app)
     return app
 
