@@ -249,3 +249,20 @@ def test_bad_token_stays_on_the_login_form(live_hub: LiveHub, page) -> None:
     assert "script-src 'self'" in headers["content-security-policy"]
     assert headers["referrer-policy"] == "no-referrer"
 
+
+
+def test_too_many_bad_tokens_says_so(live_hub: LiveHub, page) -> None:
+    """The API answers 429 once an address has failed too often; the page says what that means. A second app on
+    the same hub has its own limiter, so the other tests' address is not blocked."""
+    server = ApiServer(create_app(live_hub.service), "127.0.0.1", 0)
+    server.start()
+    try:
+        page.goto(server.url + "/ui/")
+        limit = live_hub.service.config.api.auth_failures_per_minute
+        for _ in range(limit + 1):
+            page.get_by_label("Access token").fill("not-a-token-of-this-hub")
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_function("() => document.getElementById('login-error').textContent !== ''")
+        assert "Too many attempts" in page.locator("#login-error").inner_text()
+    finally:
+        server.stop()
