@@ -183,3 +183,6 @@ def test_clip_in_the_spool_of_an_s3_hub_gets_the_hub_s_link(tmp_path, recorded, 
         with httpx.Client(base_url=api.url) as c:
             r = c.get(link["url"], headers={"Range": "bytes=0-99"})
         assert r.status_code == 206 and r.content == Path(record.local_path).read_bytes()[:100]
+        with api.client("owner_b") as c:  # the export must read the store first: a clean 503, nothing half-sent
+            export = c.get("/api/v1/export")
+        assert export.status_code == 503 and export.json()["detail"].startswith("export failed")

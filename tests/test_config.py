@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from edge_media.config import (
+    ApiConfig,
     AudioConfig,
     CameraConfig,
     Config,
@@ -58,7 +59,7 @@ def test_example_loads_and_resolves_paths(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "model", [ServiceConfig, RecordingConfig, EventsConfig, StorageConfig, S3Config, CameraConfig, AudioConfig,
-              MicrophoneConfig, Config]
+              MicrophoneConfig, ApiConfig, Config]
 )
 def test_example_mentions_every_field(model: type[BaseModel]) -> None:
     # Keeps the documented example in step with the models.
@@ -70,7 +71,7 @@ def test_example_mentions_every_field(model: type[BaseModel]) -> None:
 
 def test_every_field_is_described() -> None:
     for model in (ServiceConfig, RecordingConfig, EventsConfig, StorageConfig, S3Config, CameraConfig, AudioConfig,
-                  MicrophoneConfig, Config):
+                  MicrophoneConfig, ApiConfig, Config):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name}"
 
@@ -135,6 +136,17 @@ def test_out_of_range_names_field_and_value(tmp_path: Path) -> None:
 def test_bad_type(tmp_path: Path) -> None:
     message = error_of(tmp_path, '[recording]\npre_roll_s = "five"\n')
     assert "recording.pre_roll_s: Input should be a valid number (got 'five')" in message
+
+
+def test_api_defaults_and_bad_values_name_the_field(tmp_path: Path) -> None:
+    api = parse_config("").api
+    assert (api.enabled, api.host, api.port, api.link_ttl_s, api.auth_failures_per_minute, api.public_url) == (
+        True, "127.0.0.1", 8971, 300, 10, "")
+    message = error_of(tmp_path, "[api]\nport = 70000\n")
+    assert "api.port: Input should be less than or equal to 65535 (got 70000)" in message
+    assert "api.link_ttl_s" in error_of(tmp_path, "[api]\nlink_ttl_s = 0\n")
+    assert "api.public_url: must start with http://" in error_of(tmp_path, '[api]\npublic_url = "hub.local"\n')
+    assert parse_config('[api]\npublic_url = "https://hub.local:8971/"\n').api.public_url == "https://hub.local:8971"
 
 
 def test_unknown_key_is_named_with_suggestion(tmp_path: Path) -> None:

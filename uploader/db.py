@@ -123,6 +123,13 @@ class Database:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
+    def change_count(self) -> tuple[int, int]:
+        """Changes so far, for a reader's cache: rows written through this connection, and the file's
+        ``data_version`` (which moves when another process commits). Equal counts: nothing was written."""
+        with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            return (self._conn.total_changes, int(version))
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

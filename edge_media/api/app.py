@@ -8,6 +8,7 @@ for all their routes, and :func:`create_app` refuses to build an app in which an
 from __future__ import annotations
 
 import logging
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -34,6 +35,7 @@ PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/media/{clip_id}", "/"})
 DEGRADED_STATES = ("retrying", "failed")
 
 
+@cache  # read from the installed metadata once: a lookup walks sys.path (milliseconds per health check)
 def _version() -> str:
     try:
         return version("edge-media")

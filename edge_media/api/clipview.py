@@ -1,7 +1,7 @@
 """The API's read model of recorded clips and their events: built from :class:`ClipCatalog`, kept in memory.
 
-Clips are immutable once recorded, so the sorted lists of clips and events are rebuilt only when the set of
-clips changes (a cheap signature: the clip index's count and newest upload, and the spool's file names), and
+Clips are immutable once recorded, so the sorted lists of clips and events are rebuilt only when something may
+have changed (a cheap signature: the database's change counters and the spool's file names), and
 each clip's sidecar details are parsed once (``details_cache``). Ten clients polling once a second then cost a
 signature query and a scan of an in-memory list each, never a sidecar parse or a store GET.
 
@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from ..errors import UsageError
 from ..service.bus import event_id
 from ..service.catalog import ClipCatalog, ClipDetails, ClipRecord
 from ..service.context import HubContext
@@ -32,7 +33,7 @@ MAX_AGE_S = 30.0  # rebuilt at least this often even if the signature did not ch
 T = TypeVar("T")
 
 
-class BadCursor(ValueError):
+class BadCursor(UsageError):
     """A cursor this API did not hand out (or for another listing)."""
 
 
@@ -149,12 +150,14 @@ class ClipView:
             return self._snap
 
     def _signature(self) -> tuple:
-        row = self.ctx.db.query("SELECT COUNT(*), MAX(uploaded), MAX(retain_until) FROM objects")[0]
+        # O(1): any write to the hub's database (this process or another) or a clip entering or leaving the
+        # spool. Most writes are not about clips; a rebuild then reuses every parsed sidecar.
+        changes = self.ctx.db.change_count()
         try:
             names = tuple(sorted(n for n in os.listdir(self.ctx.spool.ready_dir) if n.endswith(".json")))
         except OSError:
             names = ()
-        return (tuple(row), names)
+        return (changes, names)
 
 
 def _neg(key: tuple[float, str]) -> tuple[float, str]:

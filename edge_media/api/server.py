@@ -88,8 +88,10 @@ def _silence_uvicorn_access_log() -> None:
 def _bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, addr = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        family, kind, proto, _, addr = infos[0]
+        # proto must be IPPROTO_TCP (as getaddrinfo says), not 0: asyncio sets TCP_NODELAY on accepted connections
+        # only then, and without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle).
+        sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(addr)

@@ -44,4 +44,4 @@ class ReviewPage(StaticFiles):
 
 def mount_ui(app: FastAPI) -> None:
     """Serve the review page at ``/ui/`` (``index.html`` for the directory)."""
-    app.mount(UI_PATH, ReviewPage(directory=STATIC_DIR, html=True), name="ui")
+    app.mount(UI_PATH, ReviewPage(directory=STATIC_DIR, html=True, check_dir=False), name="ui")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from pathlib import Path
 
+from uploader.db import Database
+
 from ..access import ROLES, User, UserStore
-from ..config import load_config
-from ..service.context import HubContext
+from ..config import Config, load_config
+from ..service.context import DB_NAME, DataDirError
 from .format import iso_utc, print_json, table
 from .storage import check_owner, check_source
 
@@ -19,11 +22,11 @@ def cmd_add(args: argparse.Namespace) -> int:
         check_owner(config, args.owner or args.name)
     for name in cameras:
         check_source(config, name)
-    ctx = HubContext.open(config)
+    db = open_db(config)
     try:
-        user, token = UserStore(ctx.db).add(args.name, args.role, owner=args.owner, cameras=cameras)
+        user, token = UserStore(db).add(args.name, args.role, owner=args.owner, cameras=cameras)
     finally:
-        ctx.close()
+        db.close()
     what = f"owner {user.owner}" if user.role == "owner" else f"viewer of {', '.join(user.cameras)}"
     print(f"added user {user.name} ({what}); their API token, shown only now:")
     print(token)
@@ -31,11 +34,11 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    ctx = HubContext.open(load_config(args.config))
+    db = open_db(load_config(args.config))
     try:
-        users = UserStore(ctx.db).list_users()
+        users = UserStore(db).list_users()
     finally:
-        ctx.close()
+        db.close()
     if args.json:
         print_json([_user_dict(u) for u in users])
     elif not users:
@@ -48,13 +51,23 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    ctx = HubContext.open(load_config(args.config))
+    db = open_db(load_config(args.config))
     try:
-        user = UserStore(ctx.db).revoke(args.name)
+        user = UserStore(db).revoke(args.name)
     finally:
-        ctx.close()
+        db.close()
     print(f"revoked user {user.name} at {iso_utc(user.revoked_at)}: their token no longer works")
     return 0
+
+
+def open_db(config: Config) -> Database:
+    """Only the hub's database: managing users needs neither the store (nor its credentials) nor the spool."""
+    data = Path(config.service.data_dir)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        return Database(data / DB_NAME)
+    except (OSError, sqlite3.Error) as exc:
+        raise DataDirError(f"cannot use service.data_dir {data}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _user_dict(u: User) -> dict:

@@ -12,7 +12,6 @@ from ...privacy.flags import FlagRequest, Flags
 from ...service.catalog import ClipRecord
 from ...service.flagging import flag_clip
 from ..auth import Auth, State, own_source, sources
-from ..clipview import BadCursor
 from ..schemas import ClipOut, ClipPage, EventOut, EventPage, FlagIn, FlagOut, Link, NewFlag, iso
 from ..state import ApiState
 
@@ -28,21 +27,14 @@ def _epoch(value: datetime | None) -> float | None:
     return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()  # naive: UTC
 
 
-def _bad_cursor(exc: BadCursor) -> HTTPException:
-    return HTTPException(422, str(exc))
-
-
 @router.get("/api/v1/events", response_model=EventPage, tags=["events"])
 def events(state: State, who: Auth, camera: Annotated[str | None, Query(max_length=64)] = None,
            label: Annotated[str | None, Query(max_length=64)] = None, since: datetime | None = None,
            until: datetime | None = None, limit: Limit = 50, cursor: Cursor = None) -> EventPage:
     """Events of the caller's cameras from recorded clips, newest first; ``since`` <= start < ``until``."""
     allowed = {own_source(state, who, camera)} if camera is not None else sources(state, who)
-    try:
-        page = state.clips.events(allowed, limit=limit, cursor=cursor, label=label, since=_epoch(since),
-                                  until=_epoch(until))
-    except BadCursor as exc:
-        raise _bad_cursor(exc) from None
+    page = state.clips.events(allowed, limit=limit, cursor=cursor, label=label, since=_epoch(since),
+                              until=_epoch(until))  # a bad cursor is a UsageError: 422
     return EventPage(items=[EventOut.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 
@@ -66,10 +58,7 @@ def _all_sources(state: ApiState) -> list[str]:
 def clips(state: State, who: Auth, camera: Annotated[str | None, Query(max_length=64)] = None,
           limit: Limit = 50, cursor: Cursor = None) -> ClipPage:
     allowed = {own_source(state, who, camera)} if camera is not None else sources(state, who)
-    try:
-        page = state.clips.clips(allowed, limit=limit, cursor=cursor)
-    except BadCursor as exc:
-        raise _bad_cursor(exc) from None
+    page = state.clips.clips(allowed, limit=limit, cursor=cursor)
     flags = _flags_by_clip(state, {c.clip_id for c in page.items})
     return ClipPage(items=[ClipOut.of(c, flags.get(c.clip_id, [])) for c in page.items],
                     next_cursor=page.next_cursor)
