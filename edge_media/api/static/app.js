@@ -129,8 +129,9 @@
     show("nav-consent", state.me.role === "owner");
     await loadModels();
     switchView("events");
+    $("main").focus(); // from the login form to the content, for keyboard and screen-reader users
     clearInterval(state.timer);
-    state.timer = setInterval(() => refresh(false).catch(report), REFRESH_MS);
+    state.timer = setInterval(() => { if (!$("events-view").hidden) refresh(false).catch(report); }, REFRESH_MS);
   }
 
   async function loadModels() {
@@ -166,10 +167,24 @@
       const known = new Set(state.events.map((e) => e.event_id));
       state.events = [...page.items.filter((e) => !known.has(e.event_id)), ...state.events];
     }
-    renderCameras();
-    refreshLabels();
-    renderTimeline();
-    renderEvents();
+    keepingFocus(() => {
+      renderCameras();
+      refreshLabels();
+      renderTimeline();
+      renderEvents();
+    });
+  }
+
+  // A refresh rebuilds the lists: whoever was on an event (keyboard, screen reader) stays on it.
+  function keepingFocus(render) {
+    const active = document.activeElement;
+    const id = active && active.dataset ? active.dataset.event : undefined;
+    const where = id && active.closest("#timeline") ? "#timeline" : "#events";
+    render();
+    if (id) {
+      const again = [...document.querySelectorAll(`${where} [data-event]`)].find((n) => n.dataset.event === id);
+      if (again) again.focus();
+    }
   }
 
   async function loadMore() {
