@@ -44,6 +44,9 @@ def test_health_is_public_and_names_nothing(ro):
     assert r.status_code == 200
     assert set(r.json()) == {"status", "version"} and r.json()["status"] == "ok"
     assert "kitchen" not in r.text and "alice" not in r.text
+    # links carry signatures in their query: no page hands its URL on, and no answer is cached
+    assert r.headers["referrer-policy"] == "no-referrer" and r.headers["cache-control"] == "no-store"
+    assert r.headers["x-content-type-options"] == "nosniff"
 
 
 def test_root_redirects_to_the_review_page(ro):

@@ -22,6 +22,7 @@ from ..privacy.flags import AlreadyFlagged
 from ..service.consenting import NoticeNotCurrent
 from .access_log import AccessLog
 from .auth import principal
+from .headers import SecurityHeaders
 from .hub import ApiHub
 from .routes import clips, media, owner, sources
 from .schemas import Health
@@ -47,6 +48,7 @@ def create_app(hub: ApiHub) -> FastAPI:
     app = FastAPI(title="edge-media hub API", version=_version(), openapi_url=f"{API_PREFIX}/openapi.json",
                   docs_url="/docs", redoc_url=None)
     app.state.api = ApiState.for_hub(hub)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     _add_error_handlers(app)
     public = APIRouter()

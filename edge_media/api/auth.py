@@ -41,7 +41,7 @@ def principal(request: Request, state: Annotated[ApiState, Depends(api_state)],
     return user.principal()
 
 
-def owner(who: Annotated[Principal, Depends(principal)]) -> Principal:
+async def owner(who: Annotated[Principal, Depends(principal)]) -> Principal:  # async: no I/O
     if not who.is_owner:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an owner may do this")
     return who

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,8 +84,15 @@ class EventOut(Out):
 
     @classmethod
     def of(cls, e: EventItem) -> EventOut:
-        return cls(event_id=e.event_id, clip_id=e.clip_id, camera=e.camera, label=e.label, score=round(e.score, 4),
-                   start=iso(e.start) or "", end=iso(e.end) or "")
+        return _event_out(e)
+
+
+@lru_cache(maxsize=65536)
+def _event_out(e: EventItem) -> EventOut:
+    # Events never change, and pollers ask for the same page every second: rendering one (times to ISO text,
+    # the model) was most of an events request's own cost. Responses only read these, never change them.
+    return EventOut(event_id=e.event_id, clip_id=e.clip_id, camera=e.camera, label=e.label, score=round(e.score, 4),
+                    start=iso(e.start) or "", end=iso(e.end) or "")
 
 
 class EventPage(Out):

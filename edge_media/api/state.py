@@ -29,7 +29,7 @@ class ApiState:
                    limiter=FailureLimiter(api.auth_failures_per_minute))
 
 
-def api_state(request: Request) -> ApiState:
+async def api_state(request: Request) -> ApiState:  # async: no I/O, so no hop to the thread pool
     state: ApiState = request.app.state.api
     return state
 
