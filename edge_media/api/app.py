@@ -10,12 +10,10 @@ from __future__ import annotations
 import logging
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 
 from uploader import StoreError
 
@@ -29,11 +27,11 @@ from .hub import ApiHub
 from .routes import clips, media, owner, sources
 from .schemas import Health
 from .state import ApiState
+from .ui import mount_ui
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-STATIC_DIR = Path(__file__).parent / "static"
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/media/{clip_id}", "/"})
 DEGRADED_STATES = ("retrying", "failed")
 
@@ -72,8 +70,7 @@ def create_app(hub: ApiHub) -> FastAPI:
     for module in (sources, clips, owner):
         authed.include_router(module.router)
     app.include_router(authed)
-    # check_dir off: the page is the review-page package's; an install without it serves 404 there, not a crash
-    app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
+    mount_ui(app)
     check_default_deny(app)
     return app
 

@@ -216,6 +216,7 @@ class EraseOut(Out):
 class Model(Out):
     name: str
     version: str
+    labels: list[str] = Field(default_factory=list, description="The event labels it reports (what may be flagged)")
 
 
 class Models(Out):

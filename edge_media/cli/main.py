@@ -186,10 +186,21 @@ def _print_report(report) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..tools.demo import print_demo, run_demo
 
+    if args.serve and args.s3:
+        raise UsageError("--serve keeps the demo running on its local store; it cannot be combined with --s3")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: {args.port} is not a TCP port (0..65535; 0: any free port)")
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="edge-media-demo-"))
     result = run_demo(workdir, s3=args.s3)
     print_demo(result)
-    return 0 if result.clips else 1
+    if not result.clips:
+        return 1
+    if not args.serve:
+        return 0
+    from ..tools.demo_serve import ServeOptions, serve_demo
+
+    print(flush=True)
+    return serve_demo(result.config, ServeOptions(host=args.host, port=args.port))
 
 
 def cmd_example_config(args: argparse.Namespace) -> int:
@@ -217,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate a sample clip and run the whole pipeline on it")
     d.add_argument("--dir", help="work directory (default: a new temp dir)")
     d.add_argument("--s3", action="store_true", help="store into a local moto S3 server the demo starts")
+    d.add_argument("--serve", action="store_true",
+                   help="then keep the hub and its API running (sample looping) and print the review page's URL "
+                        "and an owner token; Ctrl-C stops it")
+    d.add_argument("--host", default="127.0.0.1", help="with --serve: address the API listens on")
+    d.add_argument("--port", type=int, default=8971, help="with --serve: the API's port (0: any free port)")
     d.set_defaults(func=cmd_demo)
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("file", type=Path, help="the TOML config file to check")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 
+from ...service.flagging import audio_event_labels
 from ...service.metrics import CONTENT_TYPE
 from ..auth import Auth, Owner, State, own_source, sources
 from ..schemas import Camera, Me, Model, Models, Restriction
@@ -60,7 +61,9 @@ def unrestrict(name: str, state: State, who: Owner) -> Restriction:
 
 @router.get("/api/v1/models", response_model=Models, tags=["hub"])
 def models(state: State, who: Auth) -> Models:
-    return Models(models=[Model(name=n, version=v) for n, v in sorted(state.hub.model_versions().items())])
+    labels = {"motion": ["motion"], "audio_events": list(audio_event_labels(state.hub.config))}
+    return Models(models=[Model(name=n, version=v, labels=labels.get(n, []))
+                          for n, v in sorted(state.hub.model_versions().items())])
 
 
 @router.get("/metrics", tags=["hub"], response_class=Response,
