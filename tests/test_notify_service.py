@@ -172,3 +172,35 @@ def test_rules_end_to_end_quiet_hours_keep_states_and_let_the_smoke_alarm_throug
     hooked = [json.loads(h.body) for h in receiver.hits]
     assert [(p["camera"], p["label"], p["type"]) for p in hooked] == events
     listener.close()
+
+
+def test_a_reload_announces_added_sources_and_deletes_removed_ones_in_home_assistant(media, mqtt_broker: Broker,
+                                                                                     tmp_path: Path) -> None:
+    """Home Assistant learns a camera added by a config reload and loses one removed, without a restart (an empty
+    retained discovery config is how Home Assistant deletes an entity); the unchanged camera is not touched."""
+    mqtt = notify_toml(mqtt_broker)
+    before = write(tmp_path / "hub.toml", mqtt, camera("porch", media["porch"], loop=True, realtime=True),
+                   camera("yard", media["porch"], loop=True, realtime=True))
+    listener = Listener(mqtt_broker)
+    svc = Service(load_config(before))
+    node = hub_node_id(svc.ctx.secret)
+    disc = f"homeassistant/binary_sensor/{node}"
+    svc.start()
+    try:
+        listener.wait_for(f"{disc}/yard_motion/config")
+        assert not listener.on(f"{disc}/shed_motion/config")
+        after = write(tmp_path / "hub2.toml", mqtt, camera("porch", media["porch"], loop=True, realtime=True),
+                      camera("shed", media["porch"], loop=True, realtime=True))
+        svc.reload(load_config(after))
+        added = json.loads(listener.wait_for(f"{disc}/shed_motion/config").text)
+        listener.wait_for(f"{disc}/yard_motion/config", where=lambda m: m.payload == b"")
+        late = Listener(mqtt_broker, (f"homeassistant/+/{node}/#",))  # what a Home Assistant starting now finds
+        late.wait_for(f"{disc}/shed_motion/config", where=lambda m: m.retain)
+        late_yard = late.on(f"{disc}/yard_motion/config")
+        late.close()
+    finally:
+        svc.stop()
+        svc.close()
+    listener.close()
+    assert added["state_topic"] == "hub/shed/motion" and late_yard == []
+    assert all(m.payload for m in listener.on(f"{disc}/porch_motion/config")), "porch was never deleted"

@@ -18,7 +18,7 @@ from .policy import NotifyPolicy
 from .webhooks import WebhookSender
 
 __all__ = ["HubInfo", "MqttNotifier", "Notifications", "NotifyPolicy", "SourceInfo", "WebhookSender",
-           "build_notifications", "hub_node_id"]
+           "build_notifications", "hub_node_id", "notify_sources"]
 
 
 def hub_node_id(secret: bytes) -> str:
@@ -35,13 +35,19 @@ def build_notifications(config: Config, *, secret: bytes, source_uid: Callable[[
         return None
     mqtt = None
     if cfg.mqtt.enabled:
-        sources = [SourceInfo(c.name, source_uid(c.name)[:16], motion=True, audio=c.audio_events and bool(audio_labels))
-                   for c in config.cameras if c.enabled]
-        sources += [SourceInfo(m.name, source_uid(m.name)[:16], motion=False, audio=bool(audio_labels))
-                    for m in config.microphones if m.enabled]
         node = hub_node_id(secret)
-        mqtt = MqttNotifier(cfg.mqtt, HubInfo(node, f"edge-media hub {node[-6:]}", _version()), sources, audio_labels)
+        mqtt = MqttNotifier(cfg.mqtt, HubInfo(node, f"edge-media hub {node[-6:]}", _version()),
+                            notify_sources(config, source_uid, audio_labels), audio_labels)
     return Notifications(NotifyPolicy.from_config(cfg), mqtt=mqtt, webhooks=[WebhookSender(w) for w in cfg.webhooks])
+
+
+def notify_sources(config: Config, source_uid: Callable[[str], str], audio_labels: Sequence[str]) -> list[SourceInfo]:
+    """The enabled cameras and microphones as notifications announce them."""
+    sources = [SourceInfo(c.name, source_uid(c.name)[:16], motion=True, audio=c.audio_events and bool(audio_labels))
+               for c in config.cameras if c.enabled]
+    sources += [SourceInfo(m.name, source_uid(m.name)[:16], motion=False, audio=bool(audio_labels))
+                for m in config.microphones if m.enabled]
+    return sources
 
 
 def _version() -> str:

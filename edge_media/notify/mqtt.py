@@ -217,6 +217,15 @@ class MqttNotifier:
             self.client.publish(topic, json.dumps(config, separators=(",", ":")), qos=self.cfg.qos, retain=True)
         self.announcements += 1
 
+    def set_sources(self, sources: Sequence[SourceInfo]) -> None:
+        """The hub's sources changed (a config reload): announce the new set and remove the entities of sources
+        that are gone (an empty retained config is Home Assistant's way to delete a discovered entity)."""
+        old = set(self.discovery_configs())
+        self.sources = list(sources)
+        for topic in sorted(old - set(self.discovery_configs())):
+            self.client.publish(topic, b"", qos=self.cfg.qos, retain=True)
+        self.announce()
+
     def discovery_configs(self) -> dict[str, dict[str, Any]]:
         dp, node = self.cfg.discovery_prefix, self.hub.node_id
         configs: dict[str, dict[str, Any]] = {}

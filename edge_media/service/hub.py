@@ -23,7 +23,7 @@ from ..config import CameraConfig, Config, ConfigError, MicrophoneConfig
 from ..detect import MotionDetector, MotionSettings
 from ..errors import EdgeMediaError
 from ..events import ClipSettings, EventTracker, TrackerSettings, Transition
-from ..notify import build_notifications
+from ..notify import build_notifications, notify_sources
 from ..privacy import OwnerRights
 from ..sources import DetectFrame
 from .batcher import Batcher
@@ -148,7 +148,7 @@ class Service:
                                     down_after_s=config.notify.storage_down_after_s)
         self.notifications = build_notifications(  # subscribed now: the cameras' first states are not missed
             config, secret=self.ctx.secret, source_uid=self.ctx.camera_hash,
-            audio_labels=self.audio_model.info.labels if self.audio_model is not None else ())
+            audio_labels=self._audio_labels())
         if self.notifications is not None:
             self.bus.subscribe(self.notifications.on_notice)
 
@@ -368,9 +368,19 @@ class Service:
             self._stop_sources(plan)
             self.config = self.ctx.config = plan.config
             self._start_sources(plan)
+            self._announce_sources()
         report = plan.report
         log.info("%s", report.describe())
         return report
+
+    def _announce_sources(self) -> None:
+        """Home Assistant learns the new set of sources (and forgets removed ones) without a restart."""
+        mqtt = self.notifications.mqtt if self.notifications is not None else None
+        if mqtt is not None:
+            mqtt.set_sources(notify_sources(self.config, self.ctx.camera_hash, self._audio_labels()))
+
+    def _audio_labels(self) -> tuple[str, ...]:
+        return tuple(self.audio_model.info.labels) if self.audio_model is not None else ()
 
     def _stop_sources(self, plan: ReloadPlan) -> None:
         going = [w for w in self.workers if w.cam.name in plan.cameras.stopping]
