@@ -266,3 +266,17 @@ def test_too_many_bad_tokens_says_so(live_hub: LiveHub, page) -> None:
         assert "Too many attempts" in page.locator("#login-error").inner_text()
     finally:
         server.stop()
+
+
+def test_api_docs_render_from_the_hub_alone(live_hub: LiveHub, page) -> None:
+    """/docs works on a hub without internet: Swagger UI and its styles come from the hub (FastAPI's default page
+    loads them from a CDN, and shows nothing offline). Every request the page makes stays on the hub."""
+    hosts: set[str] = set()
+    page.on("request", lambda req: hosts.add(httpx.URL(req.url).host))
+    page.goto(live_hub.url + "/docs")
+    page.wait_for_selector(".opblock", timeout=TIMEOUT_MS)
+    operations = page.locator(".opblock").count()
+    assert operations >= 20, f"only {operations} operations rendered"
+    assert page.get_by_text("/api/v1/events", exact=True).count() >= 1
+    assert hosts == {"127.0.0.1"}, hosts
+    assert not page.problems

@@ -22,6 +22,7 @@ from ..privacy.flags import AlreadyFlagged
 from ..service.consenting import NoticeNotCurrent
 from .access_log import AccessLog
 from .auth import principal
+from .docs import DOCS_PATH, mount_docs
 from .headers import SecurityHeaders
 from .hub import ApiHub
 from .routes import clips, media, owner, sources
@@ -32,7 +33,7 @@ from .ui import mount_ui
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/media/{clip_id}", "/"})
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/media/{clip_id}", "/", DOCS_PATH})
 DEGRADED_STATES = ("retrying", "failed")
 
 
@@ -46,7 +47,7 @@ def _version() -> str:
 
 def create_app(hub: ApiHub) -> FastAPI:
     app = FastAPI(title="edge-media hub API", version=_version(), openapi_url=f"{API_PREFIX}/openapi.json",
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)  # /docs: mount_docs, with no CDN
     app.state.api = ApiState.for_hub(hub)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
@@ -71,6 +72,7 @@ def create_app(hub: ApiHub) -> FastAPI:
         authed.include_router(module.router)
     app.include_router(authed)
     mount_ui(app)
+    mount_docs(app, f"{API_PREFIX}/openapi.json")
     check_default_deny(app)
     return app
 
