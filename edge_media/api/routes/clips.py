@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -44,20 +45,16 @@ def events(state: State, who: Auth, camera: Annotated[str | None, Query(max_leng
     return EventPage(items=[EventOut.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 
-def _flags_by_clip(state: ApiState, clip_ids: set[str]) -> dict[str, list[FlagOut]]:
+def _flags_by_clip(state: ApiState, clips: Iterable[ClipRecord]) -> dict[str, list[FlagOut]]:
+    """Each clip's flags; a flag's camera is its clip's (the catalog already named it)."""
+    camera_of = {c.clip_id: c.camera for c in clips}
     out: dict[str, list[FlagOut]] = {}
-    if not clip_ids:
+    if not camera_of:
         return out
-    names = {state.hub.ctx.camera_hash(s): s for s in _all_sources(state)}
     for f in Flags(state.hub.ctx.db).list_flags():
-        if f.clip_id in clip_ids:
-            out.setdefault(f.clip_id, []).append(FlagOut.of(f, names.get(f.camera_hash)))
+        if f.clip_id in camera_of:
+            out.setdefault(f.clip_id, []).append(FlagOut.of(f, camera_of[f.clip_id]))
     return out
-
-
-def _all_sources(state: ApiState) -> list[str]:
-    cfg = state.hub.config
-    return [c.name for c in cfg.cameras] + [m.name for m in cfg.microphones]
 
 
 @router.get("/api/v1/clips", response_model=ClipPage, tags=["clips"])
@@ -65,7 +62,7 @@ def clips(state: State, who: Auth, camera: Annotated[str | None, Query(max_lengt
           limit: Limit = 50, cursor: Cursor = None) -> ClipPage:
     allowed = {own_source(state, who, camera)} if camera is not None else sources(state, who)
     page = state.clips.clips(allowed, limit=limit, cursor=cursor)
-    flags = _flags_by_clip(state, {c.clip_id for c in page.items})
+    flags = _flags_by_clip(state, page.items)
     return ClipPage(items=[ClipOut.of(c, flags.get(c.clip_id, [])) for c in page.items],
                     next_cursor=page.next_cursor)
 
@@ -81,7 +78,7 @@ def own_clip(state: ApiState, who: Principal, clip_id: str) -> ClipRecord:
 @router.get("/api/v1/clips/{clip_id}", response_model=ClipOut, tags=["clips"])
 def clip(clip_id: str, state: State, who: Auth) -> ClipOut:
     c = own_clip(state, who, clip_id)
-    return ClipOut.of(c, _flags_by_clip(state, {c.clip_id}).get(c.clip_id, []))
+    return ClipOut.of(c, _flags_by_clip(state, [c]).get(c.clip_id, []))
 
 
 @router.post("/api/v1/clips/{clip_id}/link", response_model=Link, tags=["clips"])
