@@ -72,3 +72,35 @@ def test_metrics_parse_and_a_camera_filter_keeps_only_that_camera(tmp_path, walk
     assert {s.labels["camera"]: s.value for s in every["edge_media_camera_fps"].samples} == {"porch": 15.0, "yard": 5.0}
     assert [s.labels["camera"] for s in porch_only["edge_media_camera_fps"].samples] == ["porch"]
     assert {s.labels["state"] for s in porch_only["edge_media_outbox_depth"].samples} >= {"pending", "done"}
+
+
+def test_a_microphone_announces_its_state_and_its_audio_event_in_wall_time(tmp_path):
+    """An unpaired microphone hears a smoke alarm: its connection and the event's start and end reach the bus, the
+    event placed on the wall clock from the device's start (as its clip is)."""
+    from edge_media.config import load_config
+
+    from audio_fixtures import alarm_scene, encode_audio
+    from clip_hub import FileMic
+
+    samples, _ = alarm_scene(16000, silence_s=0.5, lead_noise_s=0.5, alarm_s=3.0, tail_s=2.0)
+    sound = encode_audio(tmp_path / "hall.flac", samples, 16000)
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[service]\ndata_dir = "{tmp_path / "data"}"\n[recording]\npre_roll_s = 1.0\n'
+                      'post_roll_s = 1.0\n[[microphones]]\nname = "hall"\nowner = "alice"\n')
+    svc = Service(load_config(config))
+    mic = FileMic(sound)
+    svc.mics = [svc._mic(svc.config.microphones[0], source=mic)]
+    seen: list = []
+    svc.bus.subscribe(seen.append)
+    try:
+        svc.run()
+    finally:
+        svc.close()
+    assert [n.state for n in seen if isinstance(n, SourceNotice)] == ["connected", "ended"]
+    events = [n for n in seen if isinstance(n, EventNotice)]
+    assert [(e.source, e.label, e.phase) for e in events] == [("hall", "smoke_co_alarm", "start"),
+                                                              ("hall", "smoke_co_alarm", "end")]
+    start = events[0]
+    onset, window = 1.0, 0.975  # the alarm begins 1 s into the file; an event starts at a window holding it
+    assert mic.start_wall is not None and abs(start.start - (mic.start_wall + onset)) <= window
+    assert events[1].end is not None and events[1].end > start.start

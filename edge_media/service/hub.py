@@ -202,12 +202,12 @@ class Service:
         audio_queue = self.queues.audio
         clips = ClipSettings(pre_roll_s=self.config.recording.pre_roll_s, max_clip_s=self.config.recording.max_clip_s)
         who = {"owner": mic.owner, "source": mic.name, "source_hash": self.ctx.camera_hash(mic.name)}
-        wall0 = source
-        return MicWorker(mic.name, source, chain, lambda item: audio_queue.submit(item, block=False),
-                         paired=paired, recorder=recorder, stop_event=stop_event, clips=clips,
-                         can_record=lambda: self.quota.admit(**who),  # a paired one's camera asks
-                         on_transition=self._announcer(mic.name, lambda t: (wall0.start_wall or time.time()) + t),
-                         on_state=self._state_announcer(mic.name))
+        worker = MicWorker(mic.name, source, chain, lambda item: audio_queue.submit(item, block=False),
+                           paired=paired, recorder=recorder, stop_event=stop_event, clips=clips,
+                           can_record=lambda: self.quota.admit(**who),  # a paired one's camera asks
+                           on_state=self._state_announcer(mic.name))
+        worker.on_transition = self._announcer(mic.name, worker.wall_of)
+        return worker
 
     def _on_clip(self, path, sidecar) -> None:
         self.metrics.clip_recorded(sidecar.camera)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -98,6 +99,11 @@ class MicWorker:
                 self._tell_state("ended", None)
             return
 
+    def wall_of(self, t: float) -> float:
+        """Wall-clock time of this microphone's time ``t`` (now, before the device has started)."""
+        start = self.source.start_wall
+        return time.time() if start is None else start + t
+
     def _tell_state(self, state: str, problem: str | None) -> None:
         if self.on_state is not None:
             self.on_state(state, problem)
@@ -115,7 +121,7 @@ class MicWorker:
             self.blocks += 1
             if self.restricted:
                 continue  # still read, so the device's buffer never replays it later; never heard
-            wall = (self.source.start_wall or 0.0) + block.time
+            wall = self.wall_of(block.time)
             if self.recorder is not None:
                 drive(self._who, self.recorder, self.decider, self.decider.tick(block.time))
                 self.recorder.push(block.samples, block.time, wall)
