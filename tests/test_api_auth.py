@@ -100,7 +100,8 @@ def test_users_cli_prints_the_token_once_and_stores_only_its_hash(recorded, tmp_
 @pytest.mark.parametrize("argv, message", [
     (["users", "add", "alice", "--role", "owner"], "exists already"),
     (["users", "add", "dan", "--role", "viewer"], "needs --cameras"),
-    (["users", "add", "dan", "--role", "viewer", "--cameras", "garage"], "no camera or microphone named 'garage'"),
+    (["users", "add", "dan", "--role", "viewer", "--cameras", "garage"],
+     "--cameras: no camera or microphone named 'garage'"),
     (["users", "add", "dan", "--role", "owner"], "no owner 'dan'"),
     (["users", "add", "dan", "--role", "owner", "--owner", "alice", "--cameras", "porch"], "--cameras is for viewers"),
     (["users", "add", "no spaces", "--role", "viewer", "--cameras", "porch"], "user name"),

@@ -32,10 +32,10 @@ def check_owner(config: Config, owner: str) -> None:
                          " to reach recordings of an owner since removed, add it back under [owners]")
 
 
-def check_source(config: Config, name: str) -> None:
+def check_source(config: Config, name: str, *, option: str = "--camera") -> None:
     known = [c.name for c in config.cameras] + [m.name for m in config.microphones]
     if name not in known:
-        raise UsageError(f"--camera: no camera or microphone named {name!r} in this config "
+        raise UsageError(f"{option}: no camera or microphone named {name!r} in this config "
                          f"(known: {', '.join(known) or 'none'})")
 
 

@@ -21,7 +21,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if args.role == "owner":
         check_owner(config, args.owner or args.name)
     for name in cameras:
-        check_source(config, name)
+        check_source(config, name, option="--cameras")
     db = open_db(config)
     try:
         user, token = UserStore(db).add(args.name, args.role, owner=args.owner, cameras=cameras)
