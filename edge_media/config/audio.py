@@ -37,6 +37,15 @@ class AudioConfig(ConfigModel):
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-label score thresholds overriding the model's (0..1)."
     )
+    verify: bool = Field(
+        default=True,
+        description="Confirm smoke/CO alarms (ISO 8201 T3/T4 tone pattern) and sirens (periodic pitch sweep) "
+                    "from the last seconds of audio before starting an event; off: the model's score alone.",
+    )
+    candidate_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Per verified label: the score at which a window is checked by the verifier (0..1).",
+    )
 
 
 class MicrophoneConfig(ConfigModel):
