@@ -27,7 +27,7 @@ from audio_patterns import (
 )
 
 from edge_media.audio.events import AudioEventLogic
-from edge_media.audio.setup import check_label_keys
+from edge_media.audio.setup import check_label_keys, verifiers
 from edge_media.audio.verify import (
     DEFAULT_VERIFIERS,
     AlarmPatternCheck,
@@ -198,10 +198,21 @@ def test_a_verified_label_below_its_candidate_threshold_costs_nothing():
     assert feed(logic, x, lambda t: [0.4, 0.0, 0.0]) == [] and logic.verifier_calls == 0
 
 
-def test_candidate_thresholds_must_name_a_verified_label(tmp_path):
+def test_verified_labels_must_have_a_verifier(tmp_path):
     class Model:
         labels = ("smoke_co_alarm", "dog_bark")
 
     with pytest.raises(ConfigError, match=r"audio\.candidate_thresholds\.dog_bark"):
         check_label_keys(Model(), AudioConfig(candidate_thresholds={"dog_bark": 0.2}))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"audio\.verify\.dog_bark"):
+        check_label_keys(Model(), AudioConfig(verify=["dog_bark"]))  # type: ignore[arg-type]
     check_label_keys(Model(), AudioConfig(candidate_thresholds={"smoke_co_alarm": 0.2}))  # type: ignore[arg-type]
+
+
+def test_by_default_only_the_alarm_is_verified():
+    class Model:
+        labels = ("smoke_co_alarm", "siren", "dog_bark")
+
+    assert set(verifiers(Model(), AudioConfig())) == {"smoke_co_alarm"}  # type: ignore[arg-type]
+    both = verifiers(Model(), AudioConfig(verify=["smoke_co_alarm", "siren"], candidate_thresholds={"siren": 0.3}))  # type: ignore[arg-type]
+    assert set(both) == {"smoke_co_alarm", "siren"} and both["siren"].candidate == 0.3

@@ -39,8 +39,9 @@ def check_label_keys(model: AudioEventModel, cfg: AudioConfig) -> None:
                  "candidate_thresholds": cfg.candidate_thresholds}
     problems = [f"audio.{field}.{key}: not a label of the audio model (its labels: {', '.join(model.labels)})"
                 for field, values in per_label.items() for key in values if key not in model.labels]
-    problems += [f"audio.candidate_thresholds.{key}: {key} has no verifier (verified: {', '.join(DEFAULT_VERIFIERS)})"
-                 for key in cfg.candidate_thresholds if key in model.labels and key not in DEFAULT_VERIFIERS]
+    problems += [f"audio.{field}.{key}: {key} has no verifier (verifiers: {', '.join(DEFAULT_VERIFIERS)})"
+                 for field, keys in (("verify", cfg.verify), ("candidate_thresholds", cfg.candidate_thresholds))
+                 for key in keys if key not in DEFAULT_VERIFIERS]
     if problems:
         raise ConfigError("[audio]", problems)
 
@@ -61,12 +62,10 @@ def min_durations(model: AudioEventModel, cfg: AudioConfig) -> dict[str, float]:
 
 
 def verifiers(model: AudioEventModel, cfg: AudioConfig) -> dict[str, LabelVerifier]:
-    """The pattern checks for the model's labels that have one (none when ``verify`` is off)."""
-    if not cfg.verify:
-        return {}
+    """The pattern checks of the labels in ``verify`` that the model has."""
     out = {}
     for label, v in DEFAULT_VERIFIERS.items():
-        if label in model.labels:
+        if label in model.labels and label in cfg.verify:
             cand = cfg.candidate_thresholds.get(label, v.candidate)
             out[label] = LabelVerifier(v.check, cand, v.hold_s)
     return out

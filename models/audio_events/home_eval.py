@@ -2,8 +2,8 @@
 
 Everything goes through the runtime's own parts, as a hub runs them: ``AudioWindower`` (0.4875 s
 hop, silence gate) -> ``AudioEventModel`` -> ``AudioEventLogic`` built by ``new_logic`` from an
-``AudioConfig``; twice from the same scores, with the pattern verifiers (the default) and without
-(``verify = false``, the CNN alone).
+``AudioConfig``; twice from the same scores, with both pattern verifiers (``verify = ["smoke_co_alarm",
+"siren"]``; the service's default verifies the alarm only) and without (``verify = []``, the CNN alone).
 
 * False events per hour: each held-out pool package (home_pool.py) is played as one continuous
   stream, file after file with a second of quiet room between, each file at a level drawn from
@@ -32,7 +32,7 @@ from edge_media.config import AudioConfig
 import sources
 
 SR = 16000
-CONFIGS = {"cnn_only": AudioConfig(verify=False), "cnn_verifier": AudioConfig()}
+CONFIGS = {"cnn_only": AudioConfig(verify=[]), "cnn_verifier": AudioConfig(verify=["smoke_co_alarm", "siren"])}
 GAP_S = 1.0
 EVENT_LEAD_S, EVENT_SECONDS = 4.0, 16.0
 
