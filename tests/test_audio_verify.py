@@ -34,6 +34,7 @@ from edge_media.audio.verify import (
     AudioHistory,
     LabelVerifier,
     SirenSweepCheck,
+    spectrum,
 )
 from edge_media.config import AudioConfig
 from edge_media.config.loader import ConfigError
@@ -143,6 +144,21 @@ def test_history_rebuilds_the_signal_from_overlapping_windows_and_restarts_after
     hist.push(20.0, x[:15600])  # a gap: what came before is another run
     audio, t0 = hist.last(3.0)
     assert np.array_equal(audio, x[:15600]) and t0 == 20.0
+
+
+def test_the_history_spectrum_grows_frame_by_frame_and_equals_one_over_the_whole_buffer():
+    rng = np.random.default_rng(5600)
+    x = pink(20 * SR, rng)
+    hist = AudioHistory(8.0, SR)
+    for k in range((len(x) - 15600) // 7800 + 1):
+        hist.push(k * 7800 / SR, x[k * 7800:k * 7800 + 15600])
+        if k % 3 == 0 or k > 30:  # asked now and then, then every hop (as during an alarm)
+            spec, t0 = hist.spectrum(8.0)
+            end = k * 7800 + 15600
+            first = -(-max(0, end - 8 * SR) // 160) * 160  # the run's 10 ms grid
+            whole = spectrum(x[first:end], SR).power
+            assert t0 == pytest.approx(first / SR) and spec.power.shape == whole.shape
+            np.testing.assert_allclose(spec.power, whole, rtol=1e-4, atol=1e-6)
 
 
 # -- the logic: the CNN proposes, the pattern decides ------------------------------------------------

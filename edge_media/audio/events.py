@@ -140,9 +140,9 @@ class AudioEventLogic:
             st.candidate_last = t
         elif st.candidate_last is None or t - st.candidate_last > RECHECK_S + _EPS:
             return []
-        audio, t0 = self.history.last(v.check.seconds)
+        spec, t0 = self.history.spectrum(v.check.seconds)
         self.verifier_calls += 1
-        verdict = v.check.check(audio, self.sample_rate)
+        verdict = v.check.check_spectrum(spec)
         if not verdict.ok or verdict.onset_s is None:
             return []
         onset = t0 + verdict.onset_s

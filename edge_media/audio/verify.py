@@ -303,6 +303,8 @@ class PatternCheck(Protocol):
 
     def check(self, audio: np.ndarray, rate: int) -> Verdict: ...
 
+    def check_spectrum(self, spec: Spectrum) -> Verdict: ...
+
 
 @dataclass(frozen=True, slots=True)
 class LabelVerifier:
@@ -325,20 +327,26 @@ DEFAULT_VERIFIERS: dict[str, LabelVerifier] = {
 
 class AudioHistory:
     """The last ``seconds`` of one source's audio, rebuilt from its overlapping windows (each window
-    adds only the samples after the newest one held); a gap in window times starts it over."""
+    adds only the samples after the newest one held); a gap starts it over. Its spectrum is kept too,
+    and extended only by the frames new since it was last asked for: checks every hop during an
+    alarm cost a fraction of one over the whole buffer."""
 
     def __init__(self, seconds: float, rate: int) -> None:
         self.rate, self._max = rate, int(seconds * rate)
         self._buf = np.zeros(2 * self._max, np.float32)
         self._len = 0
         self._end: float | None = None  # stream time just after the newest sample
+        self._total = 0  # samples pushed since the run began: frames sit on a grid of this count
+        self._frames = np.zeros((0, N_FFT // 2 + 1), np.float32)
+        self._frame0 = 0  # grid index of _frames[0]
 
     def push(self, t: float, samples: np.ndarray) -> None:
         n = len(samples)
         end = t + n / self.rate
         new = n if self._end is None else int(round((end - self._end) * self.rate))
         if self._end is None or t > self._end + 0.5 / self.rate or new > n:  # first, or a gap
-            self._len, new = 0, n
+            self.reset()
+            new = n
         if new <= 0:
             return
         if self._len + new > len(self._buf):  # keep the newest _max samples, then append
@@ -347,13 +355,35 @@ class AudioHistory:
             self._len = keep
         self._buf[self._len: self._len + new] = samples[n - new:]
         self._len += new
+        self._total += new
         self._end = end
 
     def reset(self) -> None:
-        self._len, self._end = 0, None
+        self._len, self._end, self._total = 0, None, 0
+        self._frames, self._frame0 = self._frames[:0], 0
 
     def last(self, seconds: float) -> tuple[np.ndarray, float]:
         """(up to ``seconds`` of the newest audio, stream time of its first sample)."""
         k = min(self._len, int(seconds * self.rate), self._max)
         end = self._end if self._end is not None else 0.0
         return self._buf[self._len - k: self._len], end - k / self.rate
+
+    def spectrum(self, seconds: float) -> tuple[Spectrum, float]:
+        """The :func:`spectrum` of up to ``seconds`` of the newest audio (frames on the run's 10 ms
+        grid), and the stream time of its first frame."""
+        audio, _ = self.last(seconds)
+        first = self._total - len(audio)  # run sample index of audio[0]
+        f_first = -(-first // HOP)
+        f_end = (self._total - N_FFT) // HOP + 1  # one past the last complete frame
+        cached_end = self._frame0 + len(self._frames)
+        if len(self._frames) == 0 or cached_end < f_first or self._frame0 > f_first:
+            self._frames, self._frame0, cached_end = self._frames[:0], f_first, f_first
+        if f_end > cached_end:
+            a = cached_end * HOP - first  # buffer index of the first new frame
+            fresh = spectrum(audio[a: (f_end - 1) * HOP - first + N_FFT], self.rate).power
+            self._frames = np.concatenate([self._frames[f_first - self._frame0:], fresh])
+        else:
+            self._frames = self._frames[f_first - self._frame0:]
+        self._frame0 = f_first
+        end = self._end if self._end is not None else 0.0
+        return Spectrum(self._frames, self.rate), end - (self._total - f_first * HOP) / self.rate
