@@ -88,10 +88,11 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--block-ms", type=int, default=500, help="source block size (a camera gives ~20-100 ms)")
     ap.add_argument("--hop-s", type=float, default=AudioConfig().hop_s, help="seconds between windows")
+    ap.add_argument("--no-verify", action="store_true", help="the model's score alone (no alarm verifier)")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "audio.json")
     args = ap.parse_args()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-    cfg = AudioConfig(hop_s=args.hop_s)
+    cfg = AudioConfig(hop_s=args.hop_s, **({"verify": []} if args.no_verify else {}))
     model = AudioEventModel.from_manifest(threads=1)
     results = {"model_version": model.version, "model_bytes": model.info.path.stat().st_size,
                "audio_seconds": args.minutes * 60, "block_ms": args.block_ms, "hop_s": args.hop_s}

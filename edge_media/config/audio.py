@@ -37,6 +37,16 @@ class AudioConfig(ConfigModel):
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-label score thresholds overriding the model's (0..1)."
     )
+    verify: list[str] = Field(
+        default_factory=lambda: ["smoke_co_alarm"],
+        description="Labels that start an event only once their pattern is heard in the last seconds of audio: "
+                    "smoke_co_alarm (ISO 8201 T3/T4 tone), siren (periodic pitch sweep or hi-lo; off by default, "
+                    "it measured worse than the model alone, see the model card). Empty: the model's score alone.",
+    )
+    candidate_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Per verified label: the score at which a window is checked by the verifier (0..1).",
+    )
 
 
 class MicrophoneConfig(ConfigModel):

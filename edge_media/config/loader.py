@@ -211,6 +211,8 @@ min_duration_s = { glass_break = 0.0 }   # heard this long to start an event (s)
 hysteresis = 0.1                   # an event stays on down to threshold - hysteresis
 end_after_s = 3.0                  # ended after this long not heard
 thresholds = { smoke_co_alarm = 0.5 }   # per-label overrides of the model's thresholds
+verify = ["smoke_co_alarm"]        # labels confirmed by their pattern (T3/T4 alarm; "siren": sweep) before an event
+candidate_thresholds = { smoke_co_alarm = 0.2 }  # score at which a window of a verified label is checked
 
 [feedback]                         # anonymised audio to the model partner, only with the owner's consent
 enabled = true

@@ -52,7 +52,7 @@ class AudioChain:
 
 
 class AudioSink(Protocol):
-    def on_audio(self, results: list[tuple[float, np.ndarray | None]]) -> None: ...
+    def on_audio(self, windows: Sequence[Window], scores: Sequence[np.ndarray | None]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -226,12 +226,13 @@ class CameraPipeline:
         with self._lock:
             self._pending.extend(transitions)
 
-    def on_audio(self, results: list[tuple[float, np.ndarray | None]]) -> None:
-        """Audio thread: per window (time, scores or None when silent) through the event logic."""
+    def on_audio(self, windows: Sequence[Window], scores: Sequence[np.ndarray | None]) -> None:
+        """Audio thread: per window (scores or None when silent) through the event logic, with the
+        window's audio for the logic's pattern verifiers."""
         assert self.audio is not None
         with self._lock:
-            for t, scores in results:
-                self._pending.extend(self.audio.logic.update(t, scores))
+            for w, s in zip(windows, scores, strict=True):
+                self._pending.extend(self.audio.logic.update(w.time, s, w.samples))
 
     def on_motion(self, result: MotionResult) -> None:
         """Detect thread: run the tracker, queue its transitions for the reader thread."""
@@ -263,7 +264,7 @@ def audio_batch(model: AudioEventModel, items: Sequence[AudioWindows]
     scores = iter(score_windows(model, [w for item in items for w in item.windows]))
     out = []
     for item in items:
-        results = [(w.time, next(scores)) for w in item.windows]
-        item.sink.on_audio(results)
-        out.append(results)
+        own = [next(scores) for _ in item.windows]
+        item.sink.on_audio(item.windows, own)
+        out.append([(w.time, s) for w, s in zip(item.windows, own, strict=True)])
     return out

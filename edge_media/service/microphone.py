@@ -15,14 +15,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from recorder import AudioClipRecorder
 
-from ..audio import AudioBlock, MicUnavailable
+from ..audio import AudioBlock, MicUnavailable, Window
 from ..events import ClipDecider, ClipSettings, Transition
 from .camera import AudioChain, AudioWindows, CameraPipeline
 from .recording import drive
@@ -164,11 +164,12 @@ class MicWorker:
 
     # -- audio thread --------------------------------------------------------------------------------
 
-    def on_audio(self, results: list[tuple[float, np.ndarray | None]]) -> None:
+    def on_audio(self, windows: Sequence[Window], scores: Sequence[np.ndarray | None]) -> None:
         with self._lock:
             if self._restrict_request:  # windows scored after the restriction was asked are not heard
                 return
-            self._route([tr for t, scores in results for tr in self.chain.logic.update(t, scores)])
+            self._route([tr for w, s in zip(windows, scores, strict=True)
+                         for tr in self.chain.logic.update(w.time, s, w.samples)])
 
     def _route(self, transitions: list[Transition]) -> None:
         """Called with ``_lock`` held: a restriction's flush and the audio thread's events stay in order."""

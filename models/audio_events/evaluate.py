@@ -182,9 +182,24 @@ def print_table(name: str, res: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--manifest", type=Path, default=HERE.parent / "manifest.json")
-    ap.add_argument("--out", type=Path, default=HERE / "eval.json")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--home", action="store_true",
+                    help="the issue's table: held-out home-like pool, event-level recall, with/without verifiers")
+    ap.add_argument("--events", type=int, default=100, help="--home: synthetic events per label")
     args = ap.parse_args()
     model = load_model(args.manifest)
+    if args.home:
+        import home_eval
+
+        res = home_eval.evaluate_home(model, EVAL_SEED + 10, args.events)
+        res.update({"version": model.version, "sha256": model.info.sha256,
+                    "ms_per_window_1_thread": round(timing(model), 3)})
+        home_eval.print_home(res)
+        out = args.out or HERE / "eval_home.json"
+        out.write_text(json.dumps(res, indent=2) + "\n")
+        print(f"wrote {out}")
+        return
+    args.out = args.out or HERE / "eval.json"
     clips = [c for c in sources.check() if c.split == "test"]
     audio = [sources.load_audio(c.path, c.max_seconds) for c in clips]
     keep = [i for i, x in enumerate(audio) if x.size >= 400]
