@@ -131,7 +131,7 @@ def negatives(model: AudioEventModel, clips: list, rng: np.random.Generator) -> 
 
 def recall(model: AudioEventModel, label: str, events: list, beds: list, rng: np.random.Generator) -> dict:
     """events: (audio, onset seconds within it, description); each laid over a pool bed."""
-    out: dict = {name: {"hits": 0, "latency_s": [], "missed": []} for name in CONFIGS}
+    out: dict = {name: {"hits": 0, "latency_s": [], "missed": [], "held_out_range": [0, 0]} for name in CONFIGS}
     for x, onset, desc, snr in events:
         bed = beds[int(rng.integers(len(beds)))]
         bed = np.resize(bed, len(x)) if len(bed) < len(x) else bed[: len(x)]
@@ -144,6 +144,9 @@ def recall(model: AudioEventModel, label: str, events: list, beds: list, rng: np
         for name, cfg in CONFIGS.items():
             starts, _, _ = run_logic(model, cfg, ws, scores)
             hit = [(s, d) for lab, s, d in starts if lab == label and abs(s - onset) <= 0.975 + 1e-6]
+            if "held-out range" in desc:  # [hits, events] on parameters training never drew
+                out[name]["held_out_range"][0] += bool(hit)
+                out[name]["held_out_range"][1] += 1
             if hit:
                 out[name]["hits"] += 1
                 out[name]["latency_s"].append(round(hit[0][1] - onset, 2))

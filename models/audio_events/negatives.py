@@ -4,12 +4,16 @@ small model (the first evaluation's false alarms came from music, a lark's song 
 * music: melodies and chords in a random key and tempo, with organ / flute / string / pluck / bell
   timbres, some in a high register (fundamentals up to ~2.6 kHz, harmonics at the alarm's 3 kHz),
   optionally with a drum pattern;
-* bird song: trills and chirps of fast FM sweeps at 1.5-8 kHz;
+* bird song: trills and chirps of fast FM sweeps at 1.5-8 kHz, and whistled notes (1.8-5 kHz) repeated
+  in phrases;
 * bells: doorbell ding-dong, wind chimes, notification jingles (inharmonic, decaying partials);
 * telephone: electromechanical bell ring (two bells struck at ~20 Hz) or electronic ring tones;
-* whistling: a person whistling a tune (0.9-2.7 kHz sinusoid with vibrato and glides).
+* whistling: a person whistling a tune (0.9-2.7 kHz sinusoid with vibrato and glides);
+* electronic music: square / saw leads and arpeggios up to ~4 kHz, pulsing bass, drums, pumping;
+* clinking: cutlery and glasses, isolated short inharmonic rings (not glass breaking);
+* kettle: a steady, slowly rising whistle (a continuous tone is not a T3/T4 alarm).
 
-What is left out on purpose: appliance beeps and kettles. A microwave's beeps or a long steady tone
+What is left out on purpose: appliance beeps. A microwave's beeps or a long steady tone
 are too close to the smoke / CO alarm patterns (T3/T4 and the sounders that beep continuously) to be
 taught as "never an alarm" without hurting recall on real alarms.
 
@@ -205,7 +209,88 @@ def whistling(n: int, rng: np.random.Generator) -> np.ndarray:
     return _norm(x * env + 0.05 * rng.standard_normal(n))
 
 
-CONFUSERS = {"music": music, "bird_song": bird_song, "bells": bells, "telephone": telephone, "whistling": whistling}
+def electronic_music(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Electronic dance / game music: a square or saw lead or a fast arpeggio (up to ~4 kHz fundamentals,
+    the alarm's band), a pulsing bass, four-on-the-floor drums, side-chain pumping."""
+    bpm = rng.uniform(90, 175)
+    beat_s = 60 / bpm
+    step_s = beat_s / rng.choice([2, 4])
+    key = rng.integers(0, 12)
+    scale = np.array([0, 3, 5, 7, 10] if rng.random() < 0.5 else [0, 2, 4, 7, 9])
+    low = rng.choice([60, 72, 84, 91])  # C4 .. G6: leads whose notes or harmonics sit at 2.5-4 kHz
+    wave = rng.choice(["square", "saw", "pulse"])
+    t = np.arange(n) / SR
+    notes = low + key + scale[rng.integers(0, 5, int(n / SR / step_s) + 2)] + 12 * rng.integers(0, 2, 1)
+    f = _midi_hz(notes[(t / step_s).astype(int)])
+    phase = 2 * np.pi * np.cumsum(f) / SR
+    x = np.zeros(n)
+    for k in range(1, 30):
+        if wave == "square" and k % 2 == 0:
+            continue
+        a = 1 / k if wave != "pulse" else np.sin(np.pi * k * 0.25) / k
+        x += np.where(k * f < 7800, a * np.sin(k * phase), 0)
+    gate_on = rng.uniform(0.3, 0.95)
+    x *= ((t / step_s) % 1.0) < gate_on  # staccato steps
+    bass_f = _midi_hz(low - 24 + key) * np.where((t / beat_s) % 1.0 < 0.5, 1, 1.5)
+    x += rng.uniform(0.3, 1.0) * np.sign(np.sin(2 * np.pi * np.cumsum(bass_f) / SR))
+    if rng.random() < 0.7:
+        x = x / (np.std(x) + 1e-9) + rng.uniform(0.3, 1.2) * _norm(_drums(n, beat_s, rng))
+    if rng.random() < 0.5:  # side-chain pumping against the kick
+        x *= 1 - 0.6 * np.exp(-((t / beat_s) % 1.0) * 8)
+    return _norm(x)
+
+
+def clinking(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Cutlery, glasses and dishes: isolated short inharmonic rings (2-8 kHz), not a shattering shower."""
+    out = np.zeros(n)
+    for _ in range(rng.integers(1, 7)):
+        pos = int(rng.uniform(0, n / SR) * SR)
+        k = min(n - pos, int(rng.uniform(0.05, 0.6) * SR))
+        tt = np.arange(k) / SR
+        base = rng.uniform(1500, 5000)
+        ring = sum(rng.uniform(0.2, 1) * np.sin(2 * np.pi * base * r * tt) * np.exp(-tt * rng.uniform(8, 40))
+                   for r in (1.0, rng.uniform(1.3, 1.9), rng.uniform(2.2, 3.1)) if base * r < 7800)
+        out[pos:pos + k] += ring * rng.uniform(0.3, 1.0)
+        out[pos:pos + min(k, 40)] += 0.3 * rng.standard_normal(min(k, 40))  # the tap itself
+    return _norm(out + 1e-3 * rng.standard_normal(n))
+
+
+def kettle(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A whistling kettle: a steady, slowly rising breathy tone (1.2-3.2 kHz), not pulsed."""
+    t = np.arange(n) / SR
+    f = rng.uniform(1200, 3000) * (1 + rng.uniform(0, 0.08) * t / (t[-1] + 1e-9))
+    f = f * (1 + 0.004 * np.sin(2 * np.pi * rng.uniform(3, 9) * t))
+    x = np.sin(2 * np.pi * np.cumsum(f) / SR) * np.minimum(1, t * rng.uniform(0.5, 5))
+    return _norm(x + rng.uniform(0.05, 0.4) * rng.standard_normal(n))
+
+
+def bird_whistles(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Whistled bird notes (tit, blackbird, cuckoo-like): near-pure tones 1.8-5 kHz of 0.05-0.4 s,
+    repeated in a phrase at a steady rate, each note gliding or bending a little. Beep-like to a
+    one-second model; a real piezo holds its pitch, a bird rarely does."""
+    out = np.zeros(n)
+    pos = int(rng.uniform(-0.5, 0.3) * SR)
+    while pos < n:
+        notes = rng.uniform(1800, 5000, rng.integers(1, 3))
+        dur, gap = rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.5)
+        glide = rng.uniform(-0.15, 0.15)
+        for _ in range(int(rng.integers(2, 7))):
+            for f0 in notes:
+                k = int(dur * SR)
+                tt = np.arange(k) / SR
+                f = f0 * (1 + glide * tt / dur + 0.01 * np.sin(2 * np.pi * rng.uniform(10, 40) * tt))
+                note = np.sin(2 * np.pi * np.cumsum(f) / SR) * np.sin(np.pi * tt / dur) ** 0.5
+                a, b = max(pos, 0), min(pos + k, n)
+                if b > a:
+                    out[a:b] += note[a - pos:b - pos] * rng.uniform(0.6, 1.0)
+                pos += k + int(gap * SR)
+        pos += int(rng.uniform(0.3, 2.0) * SR)
+    return _norm(out + 1e-3 * rng.standard_normal(n))
+
+
+CONFUSERS = {"music": music, "electronic_music": electronic_music, "clinking": clinking, "kettle": kettle,
+             "bird_song": bird_song, "bird_whistles": bird_whistles, "bells": bells, "telephone": telephone,
+             "whistling": whistling}
 
 
 def confuser(n: int, rng: np.random.Generator) -> np.ndarray:

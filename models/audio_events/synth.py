@@ -5,8 +5,11 @@ float32 mono audio at 16 kHz.
 
 * Smoke / CO alarms follow the standard temporal patterns (ISO 8201 / NFPA 72): T3 for smoke
   (0.5 s on, 0.5 s off, x3, then 1.5 s off) and T4 for CO (4 x (0.1 s on, 0.1 s off), then 5 s off),
-  with a piezo tone of 2.9-3.5 kHz (or a ~520 Hz square wave for low-frequency sounders) and harmonics.
-* Sirens: wail (slow sweep 600-1500 Hz over 2-6 s), yelp (fast sweep), hi-lo two-tone.
+  timing scaled 0.85-1.15 with per-pulse jitter; a piezo tone of 2.5-4.2 kHz (or a 400-650 Hz square
+  wave for low-frequency sounders) with harmonics, drift, warble, clipping, walls.
+* Sirens: wail, mechanical wind-up, yelp, hyper-yelp, hi-lo two-tone; 400-2,400 Hz, electronic (odd
+  harmonics) or horn-like; Doppler and loudness of a passing vehicle; distance / wall / window filters.
+* ``HELD_OUT``: parameter ranges training never draws, for separate held-out recall.
 * Glass break, dog bark, baby cry, scream: simple source-filter / modal models. They are crude stand-ins
   that only widen the few real clips; the evaluation never uses them as "real" data.
 * Rooms (exponential-decay noise RIRs), cheap-microphone band limits, gain and mixing at a given SNR.
@@ -43,72 +46,118 @@ def _pattern_gate(n: int, pattern: list[tuple[float, float]], offset_s: float, j
     return gate
 
 
+# Parameter ranges that training never sees, so that held-out recall (heldout_events.py) can be
+# reported on them separately: a pitch band of piezo alarms and the slowest wails / yelps.
+HELD_OUT = {"alarm_piezo_hz": (3600.0, 3800.0), "siren_wail_period_s": (6.0, 8.0),
+            "siren_yelp_period_s": (0.45, 0.6)}
+
+
+def _uniform_except(rng: np.random.Generator, lo: float, hi: float, hole: tuple[float, float]) -> float:
+    """Uniform on [lo, hi] minus the held-out interval ``hole``."""
+    a, b = hole
+    width = (hi - lo) - (min(b, hi) - max(a, lo))
+    u = lo + rng.uniform(0, width)
+    return float(u + (b - a) if u >= a else u)
+
+
 def alarm_tone(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Continuous sounder tone: piezo 2.9-3.5 kHz with weak harmonics, or a ~520 Hz square wave."""
+    """Continuous sounder tone: piezo 2.5-4.2 kHz (minus the held-out band) with harmonics, or a
+    400-650 Hz low-frequency square wave; sometimes overdriven by a cheap sounder."""
     t = _t(n)
-    if rng.random() < 0.25:  # low-frequency (520 Hz) sounders for hearing-impaired / sleeping children
-        f0 = rng.uniform(480, 560)
+    if rng.random() < 0.2:  # low-frequency (520 Hz) sounders for hearing-impaired / sleeping children
+        f0 = rng.uniform(400, 650)
         phase = 2 * np.pi * f0 * t
         x = np.zeros(n)
-        for k in (1, 3, 5, 7, 9):  # square wave: odd harmonics at 1/k
-            x += np.sin(k * phase) / k
+        for k in (1, 3, 5, 7, 9, 11):  # square wave: odd harmonics at 1/k
+            if k * f0 < 0.48 * SR:
+                x += np.sin(k * phase) / k ** rng.uniform(0.8, 1.6)
     else:
-        f0 = rng.uniform(2900, 3500)
-        wobble = 1 + rng.uniform(0, 0.004) * np.sin(2 * np.pi * rng.uniform(2, 15) * t)
+        f0 = _uniform_except(rng, 2500, 4200, HELD_OUT["alarm_piezo_hz"])
+        wobble = 1 + rng.uniform(0, 0.006) * np.sin(2 * np.pi * rng.uniform(1, 15) * t)
+        wobble *= 1 + rng.uniform(-0.01, 0.01) * t / max(t[-1], 1e-3)  # a drifting (battery-weak) sounder
         phase = 2 * np.pi * f0 * np.cumsum(wobble) / SR
         x = np.sin(phase)
-        for k in (2, 3):
-            if 0.5 * SR > k * f0:
-                x += 10 ** (rng.uniform(-30, -10) / 20) * np.sin(k * phase)
-        if rng.random() < 0.3:  # some piezo horns warble between two pitches
+        for k in (2, 3, 4):
+            if 0.48 * SR > k * f0:
+                x += 10 ** (rng.uniform(-40, -3) / 20) * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
+        if rng.random() < 0.25:  # some piezo horns warble between two pitches
             x = np.sin(phase + rng.uniform(0.5, 2) * np.sin(2 * np.pi * rng.uniform(5, 12) * t))
+    if rng.random() < 0.3:  # a small sounder or microphone driven into clipping: odd harmonics, square-ish
+        x = np.clip(x / (np.max(np.abs(x)) + 1e-9) * rng.uniform(1.5, 8), -1, 1)
     return x / (np.max(np.abs(x)) + 1e-9)
 
 
 def smoke_co_alarm(n: int, rng: np.random.Generator, *, kind: str | None = None) -> np.ndarray:
     """T3 (smoke) or T4 (CO) alarm of n samples, the pattern starting at a random phase.
 
-    The phase is chosen so that the window holds at least one "on" burst (a window that falls in
-    the 1.5 s / 5 s pauses would be a mislabeled example).
+    Timing is scaled by 0.85-1.15 (sounders differ) and each pulse jitters a little. The phase is chosen
+    so that the window holds at least one "on" burst (a window that falls in the 1.5 s / 5 s pauses
+    would be a mislabeled example). 20 % are heard through a wall or door (low-pass 1-4 kHz).
     """
     kind = kind or ("t3" if rng.random() < 0.6 else "t4")
     if kind == "t3":
-        pattern, period = [(0.5, 0.5), (0.5, 0.5), (0.5, 1.5)], 4.0
+        on = rng.uniform(0.4, 0.6)
+        pattern, period = [(on, 1 - on), (on, 1 - on), (on, 2 - on)], 4.0
     else:
-        pattern, period = [(0.1, 0.1)] * 3 + [(0.1, 5.0)], 5.8
+        on = rng.uniform(0.08, 0.12)
+        pattern, period = [(on, 0.2 - on)] * 3 + [(on, 5.8 - on - 0.6)], 5.8
     for _ in range(20):
         offset = rng.uniform(0, period)
-        gate = _pattern_gate(n, pattern, offset, jitter=0.1, rng=rng)
-        if gate.sum() >= 0.09 * SR:
+        gate = _pattern_gate(n, pattern, offset, jitter=0.15, rng=rng)
+        if gate.sum() >= 0.07 * SR:
             break
-    return (alarm_tone(n, rng) * _ramp_gate(gate)).astype(np.float32)
+    x = alarm_tone(n, rng) * _ramp_gate(gate, rng.uniform(0.001, 0.01))
+    if rng.random() < 0.2:
+        x = _one_pole_lowpass(_one_pole_lowpass(x, rng.uniform(1000, 4000)), rng.uniform(1500, 5000))
+    return (x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
 
 
 def siren(n: int, rng: np.random.Generator, *, kind: str | None = None) -> np.ndarray:
-    """Emergency-vehicle siren: wail, yelp or hi-lo, harmonic-rich, at a random phase."""
-    kind = kind or rng.choice(["wail", "yelp", "hilo"])
+    """Emergency-vehicle siren at a random phase: wail, yelp, hyper-yelp ("phaser"), hi-lo two-tone
+    (European), or a mechanical wind-up; electronic (odd harmonics, square-ish) or horn-like harmonic
+    tones, 400-2,400 Hz; a passing vehicle's Doppler and loudness swell; distance, walls and windows."""
+    kind = kind or str(rng.choice(["wail", "yelp", "hyper", "hilo", "mechanical"]))
     t = _t(n) + rng.uniform(0, 10)
-    lo, hi = rng.uniform(500, 750), rng.uniform(1100, 1600)
+    lo = rng.uniform(400, 1000)
+    hi = min(2400.0, lo * rng.uniform(1.4, 3.0))
     if kind == "wail":
-        period = rng.uniform(2.0, 6.0)
+        period = _uniform_except(rng, 1.5, 8.0, HELD_OUT["siren_wail_period_s"])
         f = lo + (hi - lo) * (0.5 - 0.5 * np.cos(2 * np.pi * t / period))
-    elif kind == "yelp":
-        period = rng.uniform(0.15, 0.45)
+    elif kind == "mechanical":  # slow rise, slower fall of a motor-driven siren
+        period, rise = rng.uniform(3.0, 10.0), rng.uniform(0.2, 0.5)
+        u = (t / period) % 1.0
+        f = lo + (hi - lo) * np.where(u < rise, u / rise, np.exp(-3 * (u - rise) / (1 - rise)))
+    elif kind in ("yelp", "hyper"):
+        period = (_uniform_except(rng, 0.15, 0.6, HELD_OUT["siren_yelp_period_s"]) if kind == "yelp"
+                  else rng.uniform(0.06, 0.15))
         saw = (t / period) % 1.0
-        f = lo + (hi - lo) * (saw if rng.random() < 0.5 else 0.5 - 0.5 * np.cos(2 * np.pi * saw))
+        shape = rng.integers(0, 3)
+        f = lo + (hi - lo) * (saw if shape == 0 else 0.5 - 0.5 * np.cos(2 * np.pi * saw) if shape == 1
+                              else np.abs(2 * saw - 1))
     else:
-        f_lo, f_hi = rng.uniform(400, 800), 0.0
-        f_hi = f_lo * rng.uniform(1.2, 1.45)
-        half = rng.uniform(0.35, 0.8)
+        f_lo = rng.uniform(380, 1000)
+        f_hi = f_lo * rng.uniform(1.15, 1.5)
+        half = rng.uniform(0.25, 1.0)
         f = np.where((t // half) % 2 == 0, f_lo, f_hi)
         f = np.convolve(f, np.ones(40) / 40, mode="same")
+    amp = np.ones(n)
+    if rng.random() < 0.5:  # a passing vehicle: pitch falls through the pass, loudness swells and fades
+        tp, width = rng.uniform(t[0], t[-1]), rng.uniform(1.0, 5.0)
+        f = f * (1 - rng.uniform(0.02, 0.08) * np.tanh((t - tp) / width))
+        amp = 1 / (1 + ((t - tp) / width) ** 2) ** 0.5
     phase = 2 * np.pi * np.cumsum(f) / SR
     x = np.zeros(n)
-    tilt = rng.uniform(0.6, 1.2)
-    for k in range(1, 8):
-        x += np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k ** (1 + tilt)
-    if rng.random() < 0.5:  # distance: low-pass by a one-pole filter
-        x = _one_pole_lowpass(x, rng.uniform(1500, 4000))
+    tilt = rng.uniform(0.2, 1.8)
+    odd_only = rng.random() < 0.4  # electronic sirens drive their horn with a square wave
+    for k in range(1, 12):
+        if odd_only and k % 2 == 0:
+            continue
+        x += np.where(k * f < 0.48 * SR, np.sin(k * phase + rng.uniform(0, 2 * np.pi)), 0) / k ** (1 + tilt)
+    x = x * amp
+    if rng.random() < 0.6:  # distance, a wall or a closed window: low-pass
+        x = _one_pole_lowpass(x, rng.uniform(700, 4000))
+        if rng.random() < 0.5:
+            x = _one_pole_lowpass(x, rng.uniform(1000, 5000))
     return (x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
 
 
