@@ -21,14 +21,14 @@ import math
 import time
 from collections import defaultdict
 
-import heldout_events
-import home_pool
 import numpy as np
 
 from edge_media.audio.model import AudioEventModel
 from edge_media.audio.setup import new_logic, new_windower
 from edge_media.config import AudioConfig
 
+import heldout_events
+import home_pool
 import sources
 
 SR = 16000

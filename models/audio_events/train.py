@@ -2,7 +2,8 @@
 
 Steps: check + collect the real clips (sources.py), espeak-ng speech, seeded windows (dataset.py),
 features through the ONNX front end (features.py), train the classifier (PyTorch CPU, deterministic),
-choose per-label thresholds on the VALIDATION split, export + merge + verify (build.py), write
+export + merge + verify (build.py), thresholds for a false-event budget on the VALIDATION split's
+calibration stream (calibrate.py), write
 ``audio_events.onnx``, the manifest entry in ``models/manifest.json`` and ``DATA.md``.
 Needs the ``[train]`` extra (torch==2.13.0 CPU, onnx, onnxruntime, av, numpy) and the Debian sound packages.
 """
@@ -25,13 +26,14 @@ import onnx  # noqa: E402
 import torch  # noqa: E402
 
 import build  # noqa: E402
+import calibrate  # noqa: E402
 import dataset  # noqa: E402
 import features  # noqa: E402
 import sources  # noqa: E402
 import synth  # noqa: E402
 
 SEED = 20261129
-VERSION = "1.1.0"
+VERSION = "1.2.0"
 MODEL_FILE = HERE / "audio_events.onnx"
 MANIFEST = HERE.parent / "manifest.json"
 # Hard-negative mining after the main training: this many fresh training negatives are scored, the
@@ -40,6 +42,8 @@ MINE_CANDIDATES = {"background": 24000, "speech": 6000}
 MINE_KEEP = 4000
 FINE_TUNE_EPOCHS = 4
 TRAIN_COUNTS = {**{label: 2000 for label in dataset.PRODUCT}, "background": 14000, "speech": 2500}
+# seconds of synthetic household confusers appended to the validation clips for threshold calibration
+CALIBRATION_CONFUSER_S = 2400.0
 VAL_COUNTS = {**{label: 400 for label in dataset.PRODUCT}, "background": 4000, "speech": 600}
 # Seconds a label must be heard before the runtime starts an event (manifest defaults; the config can
 # override). With the 0.4875 s hop, 0.5 s means two windows in a row, 0.9 s two, 1.4 s three.
@@ -131,30 +135,40 @@ def mine_hard_negatives(model: build.AudioEventNet, pools: dict, fe: features.Fr
     return F[keep], Y[keep], stats
 
 
-def choose_thresholds(scores: np.ndarray, y: np.ndarray, max_bg_rate: float = 1e-3) -> dict[str, dict]:
-    """Per product label, on the VALIDATION windows: the threshold with the best F1 among those that
-    fire on at most ``max_bg_rate`` of the background-only windows (no product label; false alarms
-    are expensive). 0.97 when none qualifies."""
+def window_metrics(scores: np.ndarray, y: np.ndarray, thresholds: dict[str, float]) -> dict[str, dict]:
+    """Per product label, on the VALIDATION windows at the calibrated threshold: F1, recall, false positive
+    windows, background-only windows above (for the report; the thresholds come from calibrate.py)."""
     out = {}
     neg_all = y[:, [dataset.LABELS.index(p) for p in dataset.PRODUCT]].sum(axis=1) == 0
     for label in dataset.PRODUCT:
         j = dataset.LABELS.index(label)
-        s, t = scores[:, j], y[:, j] > 0.5
-        best = (-1.0, 0.97)
-        for thr in np.linspace(0.05, 0.97, 93):
-            if np.mean(s[neg_all] >= thr) > max_bg_rate:
-                continue
-            tp, fp, fn = np.sum(s[t] >= thr), np.sum(s[~t] >= thr), np.sum(s[t] < thr)
-            f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-            if f1 > best[0]:
-                best = (float(f1), float(thr))
-        thr = best[1]
+        s, t, thr = scores[:, j], y[:, j] > 0.5, thresholds[label]
         tp, fp, fn = np.sum(s[t] >= thr), np.sum(s[~t] >= thr), np.sum(s[t] < thr)
-        out[label] = {"threshold": round(thr, 3), "val_f1": round(float(2 * tp / max(1, 2 * tp + fp + fn)), 4),
+        out[label] = {"val_f1": round(float(2 * tp / max(1, 2 * tp + fp + fn)), 4),
                       "val_recall": round(float(tp / max(1, t.sum())), 4), "val_false_positive_windows": int(fp),
                       "val_background_windows_above": int(np.sum(s[neg_all] >= thr)),
                       "val_background_windows": int(neg_all.sum())}
     return out
+
+
+def calibrate_thresholds(merged: onnx.ModelProto, val_pools: dict) -> tuple[dict[str, dict], dict]:
+    """Thresholds for the false-event budget on the calibration stream (calibrate.py), scored by the merged
+    ONNX model itself, as the hub runs it."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(merged.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(SEED + 500)
+    clips = list(val_pools["background"]) + list(val_pools["speech"])
+    x = calibrate.stream(clips, CALIBRATION_CONFUSER_S, rng)
+    hours = len(x) / features.SAMPLE_RATE / 3600
+    scores = calibrate.window_scores(x, lambda w: sess.run(None, {"waveform": w})[0], features.WINDOW_SAMPLES,
+                                     len(dataset.LABELS))
+    thresholds = calibrate.calibrate(scores, dataset.LABELS, dataset.PRODUCT, MIN_DURATION_S, hours)
+    info = {"hours": round(hours, 3), "real_clips": len(clips), "confuser_seconds": CALIBRATION_CONFUSER_S,
+            "windows": len(scores), "safety": calibrate.SAFETY, "budget_per_hour": calibrate.BUDGET_PER_HOUR,
+            "threshold_range": calibrate.THRESHOLD_RANGE}
+    return thresholds, info
 
 
 def write_data_md(clips: list[sources.Clip], n_espeak: dict[str, int], out_dir: Path) -> None:
@@ -171,7 +185,7 @@ def write_data_md(clips: list[sources.Clip], n_espeak: dict[str, int], out_dir: 
     (out_dir / "DATA.md").write_text("\n".join(lines) + "\n")
 
 
-def write_manifest(sha: str, thresholds: dict[str, dict], path: Path) -> dict:
+def write_manifest(sha: str, thresholds: dict[str, float], path: Path) -> dict:
     manifest = json.loads(path.read_text()) if path.exists() else {"models": {}}
     entry = {
         "file": "audio_events/audio_events.onnx", "version": VERSION, "sha256": sha, "kind": "audio_events",
@@ -180,7 +194,7 @@ def write_manifest(sha: str, thresholds: dict[str, dict], path: Path) -> dict:
         "activation": build.ACTIVATION, "opset": features.OPSET,
         "inputs": {"waveform": {"dtype": "float32", "shape": ["N", features.WINDOW_SAMPLES]}},
         "outputs": {"scores": {"dtype": "float32", "shape": ["N", len(dataset.LABELS)]}},
-        "thresholds": {label: thresholds[label]["threshold"] for label in dataset.PRODUCT},
+        "thresholds": {label: thresholds[label] for label in dataset.PRODUCT},
         "min_duration_s": {label: MIN_DURATION_S[label] for label in dataset.PRODUCT},
     }
     manifest.setdefault("models", {})["audio_events"] = entry
@@ -195,9 +209,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out-dir", type=Path, default=None,
                     help="write model, manifest, DATA.md there instead of the repository (trial runs)")
+    ap.add_argument("--recalibrate", type=Path, default=None, metavar="ONNX",
+                    help="only calibrate an existing model's thresholds and print them (no training)")
     args = ap.parse_args()
     t0 = time.time()
     clips = sources.check()
+    if args.recalibrate:
+        val = dataset.load_pools(clips, "val", dataset.espeak_audio(SEED + 1, 60))
+        thr, info = calibrate_thresholds(onnx.load(args.recalibrate), val)
+        print(json.dumps({"calibration": info, "thresholds": thr}, indent=2))
+        return
     log(f"{len(clips)} real clips ({sum(c.split == 'test' for c in clips)} held out for evaluate.py)")
     n_espeak = {"train": 240, "val": 60}
     pools = {split: dataset.load_pools(clips, split, dataset.espeak_audio(SEED + i, n_espeak[split]))
@@ -221,13 +242,15 @@ def main() -> None:
     model = train_classifier(np.concatenate([data["train"][0], hard_x]), np.concatenate([data["train"][1], hard_y]),
                              *data["val"], epochs=FINE_TUNE_EPOCHS, model=model, max_lr=1e-3)
     del hard_x
-    val_scores = predict(model, data["val"][0])
-    thresholds = choose_thresholds(val_scores, data["val"][1])
-    for label, t in thresholds.items():
-        log(f"threshold {label:15s} {t}")
     merged = build.merge(build.export_classifier(model), dataset.LABELS)
     err = build.verify(merged, model, probe)
     log(f"merged ONNX == torch on {len(probe)} validation windows (max |diff| {err:.2e})")
+    calibration, cal_info = calibrate_thresholds(merged, pools["val"])
+    thresholds = {label: c["threshold"] for label, c in calibration.items()}
+    val_metrics = window_metrics(predict(model, data["val"][0]), data["val"][1], thresholds)
+    log(f"calibration stream: {cal_info}")
+    for label, c in calibration.items():
+        log(f"threshold {label:15s} {c} {val_metrics[label]}")
     out_dir = args.out_dir or HERE
     # a trial directory mirrors models/: manifest.json beside audio_events/audio_events.onnx
     model_file = out_dir / "audio_events" / MODEL_FILE.name if args.out_dir else MODEL_FILE
@@ -238,7 +261,8 @@ def main() -> None:
     write_data_md(clips, n_espeak, out_dir)
     (out_dir / "train_report.json").write_text(json.dumps(
         {"seed": SEED, "epochs": args.epochs, "fine_tune_epochs": FINE_TUNE_EPOCHS, "hard_negatives": mined,
-         "counts": counts, "thresholds": thresholds, "sha256": sha,
+         "counts": counts, "thresholds": thresholds, "calibration": {"stream": cal_info, "labels": calibration},
+         "validation_windows": val_metrics, "sha256": sha,
          "bytes": model_file.stat().st_size, "seconds": round(time.time() - t0, 1),
          "synth_kinds": sorted(synth.SYNTH_EVENTS)}, indent=2) + "\n")
     log(f"wrote {model_file} ({model_file.stat().st_size / 1e3:.0f} kB, sha256 {sha[:12]}) in {time.time() - t0:.0f} s")
