@@ -96,6 +96,11 @@ PACKAGES = [
     Package("warzone2100-music", "train", ("/usr/share/games/warzone2100/music/",), "GPL-2+", 30.0),
     Package("gnome-audio", "train", ("/usr/share/sounds/",), "CC-BY-SA-2.0 / CC-BY-3.0"),
     Package("linphone-common", "train", ("/usr/share/sounds/linphone/",), "GPL-3+"),
+    # added in 1.2 (issue 12): TripleA's real air-raid siren and its war / crowd / horse / music effects
+    # (hard negatives for "game weapons"), LibreOffice's gallery sounds (clinking glasses, birds, a whale,
+    # applause: hard negatives for "clinking" and "birdsong")
+    Package("triplea", "train", ("/usr/share/games/triplea/assets/sounds/",), "GPL-2+", 30.0),
+    Package("libreoffice-common", "train", ("/usr/lib/libreoffice/share/gallery/sounds/",), "MPL-2.0"),
     # --- held-out (test) packages ---
     Package("wesnoth-1.16-data", "test", ("/usr/share/games/wesnoth/1.16/data/core/sounds/",), "GPL-2+"),
     Package("supertuxkart-data", "test", ("/usr/share/games/supertuxkart/data/sfx/",
@@ -169,6 +174,38 @@ RULES = [
     ("scorched3d-data", "*/misc/scream*.wav", "scream"),
     ("freedroidrpg-data", "*/Glass_Break.ogg", "glass_break"),
     ("brainparty-data", "*/glass_break.wav", "glass_break"),
+    # added in 1.2 (issue 12; each judged from its spectrogram, f0 track and on/off pattern)
+    # 0 A.D.'s war-dog unit "voices" were labelled speech by the rule below. civ_dog_bark: one 300 ms
+    # harmonic + noisy burst (f0 ~520 Hz falling, energy to 7 kHz, a room decay): a real single bark.
+    # civ_dog_move: one 130 ms burst, sharp onset, harmonic stack (f0 ~250 Hz) in noise: a short low "woof"
+    ("0ad-data", "*audio/voice/global/civ_dog_bark.ogg", "dog_bark"),
+    ("0ad-data", "*audio/voice/global/civ_dog_move.ogg", "dog_bark"),
+    # qabcs' "dogmatix" (Asterix's dog) was background: 2.5 s of continuous voicing at f0 ~200 Hz with
+    # many harmonics and a slow pulsing, a whine/howl or a human imitating one; not a bark, not a negative
+    ("qabcs-data", "*/noises/dogmatix.ogg", EXCLUDE),
+    # TripleA (GPL-2+): a real mechanical air-raid siren winding up (harmonic stack, f0 rising ~300 ->
+    # 500 Hz over 4 s, the LinCity fire-station siren's kind); the second file is a byte-identical copy
+    ("triplea", "*/generic/game_start/game_start_01_air_raid_alarm.mp3", "siren"),
+    ("triplea", "*/required_your_turn_series_01_air_raid_alarm.mp3", EXCLUDE),
+    ("triplea", "*/others/alien_siren.mp3", EXCLUDE),  # synthetic sci-fi pulses with rising pitch, "siren"
+    ("triplea", "*/territory_capture_land_01_massacre.mp3", EXCLUDE),  # many high voiced tracks: screams
+    ("triplea", "*/battle_land_01_infantry_being_shot_at.mp3", EXCLUDE),  # gunfire with shouts
+    # the rest is background: gunfire, explosions, aircraft, a dive klaxon (fixed-pitch 1 s blasts, not a
+    # sweeping siren), crowd cheering, horses, anthems; a hawk's call (real bird) stays background too.
+    # Byte-identical copies of one sound (the game files one sound under several events) are dropped so
+    # that no sound is in train and val at once:
+    *[("triplea", f"*/{d}", EXCLUDE) for d in (
+        "future/battle_sea_subs/*", "future/required_your_turn_series/*radiation_alert.mp3",
+        "future/territory_capture_land/*", "future/territory_capture_sea/*",
+        "preindustrial/required_your_turn_series/*1812_overture.mp3", "classical/battle_sea_subs/*",
+        "preindustrial/battle_sea_subs/*", "generic/territory_capture_land/*_02_drums.mp3",
+        "generic/territory_capture_sea/*", "future/bombing_rocket/*", "future/bombing_strategic/*",
+        "future/political_action_successful/*", "preindustrial/territory_capture_blitz/*")],
+    # LibreOffice (MPL-2.0) gallery: glasses.wav is glasses clinking (steady ringing partials, no
+    # breaking noise): a hard negative for glass_break, like nature1/2 (birdsong), wallewal (whale calls),
+    # kling/gong (bells). ups.wav ("oops") is 1.3 s of broadband noise with a second burst: maybe
+    # something breaking, so neither class
+    ("libreoffice-common", "*/ups.wav", EXCLUDE),
     # speech: game voices (train), Asterisk prompts (test)
     ("0ad-data", "*audio/voice/*", "speech"),
     ("hedgewars-data", "*/voices/Default/*", "speech"),
@@ -207,6 +244,9 @@ EXPECTED = [
     ("minetest-data", "*/default_break_glass.*.ogg", 3), ("lugaru-data", "*/Bark*.ogg", 4),
     ("xemacs21-basesupport", "*/cry.wav", 1), ("freedroidrpg-data", "*/Glass_Break.ogg", 1),
     ("brainparty-data", "*/glass_break.wav", 1),
+    ("0ad-data", "*audio/voice/global/civ_dog_*.ogg", 2), ("triplea", "*/game_start_01_air_raid_alarm.mp3", 1),
+    ("triplea", "*", 100), ("libreoffice-common", "*/gallery/sounds/glasses.wav", 1),
+    ("libreoffice-common", "*/gallery/sounds/*", 30),
 ]
 
 APT_INSTALL = "apt-get install -y --no-install-recommends " + " ".join(p.name for p in PACKAGES) + " espeak-ng"
