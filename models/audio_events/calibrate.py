@@ -71,6 +71,8 @@ def window_scores(x: np.ndarray, predict: Callable[[np.ndarray], np.ndarray], wi
 def count_events(s: np.ndarray, threshold: float, min_windows: int) -> int:
     """Events the runtime logic would start on one label's window scores at ``threshold``."""
     k = min_windows
+    if len(s) < k:
+        return 0
     if k > 1:  # a run starts at >= threshold and goes on for k - 1 windows at >= threshold - hysteresis
         tail = np.lib.stride_tricks.sliding_window_view(s[1:], k - 1).min(axis=1)
         v = np.minimum(s[: len(tail)], tail + HYSTERESIS)

@@ -19,7 +19,7 @@ from features import WINDOW_SAMPLES
 LABELS = ["background", "smoke_co_alarm", "glass_break", "dog_bark", "baby_cry", "scream", "siren", "speech"]
 PRODUCT = [label for label in LABELS if label not in ("background", "speech")]
 # Share of a label's windows built from a real clip when the split has one (the rest is synthesis).
-REAL_SHARE = {"dog_bark": 0.6, "scream": 0.7, "siren": 0.35, "glass_break": 0.5, "baby_cry": 0.3}
+REAL_SHARE = {"dog_bark": 0.6, "scream": 0.7, "siren": 0.2, "glass_break": 0.5, "baby_cry": 0.3}
 W = WINDOW_SAMPLES
 
 _POOL: dict = {}  # per-process: {"events": {label: [arrays]}, "background": [...], "speech": [...]}

@@ -2,8 +2,8 @@
 
 Everything goes through the runtime's own parts, as a hub runs them: ``AudioWindower`` (0.4875 s
 hop, silence gate) -> ``AudioEventModel`` -> ``AudioEventLogic`` built by ``new_logic`` from an
-``AudioConfig``; twice from the same scores, with both pattern verifiers (``verify = ["smoke_co_alarm",
-"siren"]``; the service's default verifies the alarm only) and without (``verify = []``, the CNN alone).
+``AudioConfig``; three times from the same scores: the CNN alone (``verify = []``), the service's
+default (the smoke/CO alarm verified) and both pattern verifiers (``verify = ["smoke_co_alarm", "siren"]``).
 
 * False events per hour: each held-out pool package (home_pool.py) is played as one continuous
   stream, file after file with a second of quiet room between, each file at a level drawn from
@@ -32,7 +32,9 @@ import home_pool
 import sources
 
 SR = 16000
-CONFIGS = {"cnn_only": AudioConfig(verify=[]), "cnn_verifier": AudioConfig(verify=["smoke_co_alarm", "siren"])}
+# the CNN alone, the hub's default (the smoke/CO alarm verified), and both pattern verifiers
+CONFIGS = {"cnn_only": AudioConfig(verify=[]), "service_default": AudioConfig(),
+           "cnn_verifier": AudioConfig(verify=["smoke_co_alarm", "siren"])}
 GAP_S = 1.0
 EVENT_LEAD_S, EVENT_SECONDS = 4.0, 16.0
 

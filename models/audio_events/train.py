@@ -19,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
@@ -33,6 +33,9 @@ import sources  # noqa: E402
 import synth  # noqa: E402
 
 SEED = 20261129
+# torch threads: one, so that a shared 2-core machine does not make two OpenMP threads spin for one core
+# (an epoch went from ~1 to 7.5 minutes that way); the result is reproducible for a given thread count
+THREADS = 1
 VERSION = "1.2.0"
 MODEL_FILE = HERE / "audio_events.onnx"
 MANIFEST = HERE.parent / "manifest.json"
@@ -82,7 +85,7 @@ def train_classifier(xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.
     """Train a new classifier, or go on training ``model`` (its input normalisation is kept)."""
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow the CPU a lot
     if model is None:
         mean, std = xtr.mean(axis=(0, 1)), xtr.std(axis=(0, 1)) + 1e-3
@@ -260,7 +263,8 @@ def main() -> None:
     write_manifest(sha, thresholds, out_dir / "manifest.json" if args.out_dir else MANIFEST)
     write_data_md(clips, n_espeak, out_dir)
     (out_dir / "train_report.json").write_text(json.dumps(
-        {"seed": SEED, "epochs": args.epochs, "fine_tune_epochs": FINE_TUNE_EPOCHS, "hard_negatives": mined,
+        {"seed": SEED, "torch_threads": THREADS, "epochs": args.epochs, "fine_tune_epochs": FINE_TUNE_EPOCHS,
+         "hard_negatives": mined,
          "counts": counts, "thresholds": thresholds, "calibration": {"stream": cal_info, "labels": calibration},
          "validation_windows": val_metrics, "sha256": sha,
          "bytes": model_file.stat().st_size, "seconds": round(time.time() - t0, 1),
