@@ -186,12 +186,14 @@ def main() -> None:
     ap.add_argument("--home", action="store_true",
                     help="the issue's table: held-out home-like pool, event-level recall, with/without verifiers")
     ap.add_argument("--events", type=int, default=100, help="--home: synthetic events per label")
+    ap.add_argument("--pool-cache", type=Path, default=None,
+                    help="--home: keep the decoded home-like pool in this file for the next run")
     args = ap.parse_args()
     model = load_model(args.manifest)
     if args.home:
         import home_eval
 
-        res = home_eval.evaluate_home(model, EVAL_SEED + 10, args.events)
+        res = home_eval.evaluate_home(model, EVAL_SEED + 10, args.events, args.pool_cache)
         res.update({"version": model.version, "sha256": model.info.sha256,
                     "ms_per_window_1_thread": round(timing(model), 3)})
         home_eval.print_home(res)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -133,7 +134,8 @@ def negatives(model: AudioEventModel, clips: list, rng: np.random.Generator) -> 
 
 def recall(model: AudioEventModel, label: str, events: list, beds: list, rng: np.random.Generator) -> dict:
     """events: (audio, onset seconds within it, description); each laid over a pool bed."""
-    out: dict = {name: {"hits": 0, "latency_s": [], "missed": [], "held_out_range": [0, 0]} for name in CONFIGS}
+    out: dict = {name: {"hits": 0, "latency_s": [], "missed": [], "held_out_range": [0, 0], "by_source": {}}
+                 for name in CONFIGS}
     for x, onset, desc, snr in events:
         bed = beds[int(rng.integers(len(beds)))]
         bed = np.resize(bed, len(x)) if len(bed) < len(x) else bed[: len(x)]
@@ -146,6 +148,10 @@ def recall(model: AudioEventModel, label: str, events: list, beds: list, rng: np
         for name, cfg in CONFIGS.items():
             starts, _, _ = run_logic(model, cfg, ws, scores)
             hit = [(s, d) for lab, s, d in starts if lab == label and abs(s - onset) <= 0.975 + 1e-6]
+            if ":" in desc:  # a real clip "package:path": [hits, events] per held-out source
+                src = out[name]["by_source"].setdefault(desc.split(":")[0], [0, 0])
+                src[0] += bool(hit)
+                src[1] += 1
             if "held-out range" in desc:  # [hits, events] on parameters training never drew
                 out[name]["held_out_range"][0] += bool(hit)
                 out[name]["held_out_range"][1] += 1
@@ -208,14 +214,14 @@ def real_events(rng: np.random.Generator) -> dict[str, list]:
         first = int(np.argmax(env >= env.max() * 10 ** (-20 / 20)))  # first sound within 20 dB of its peak
         lead = int(3 * SR)
         y = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(3 * SR, np.float32)])
-        out[c.label].append((y, (lead + first) / SR, c.path, 10.0))
+        out[c.label].append((y, (lead + first) / SR, f"{c.package}:{c.path}", 10.0))
     return out
 
 
-def evaluate_home(model: AudioEventModel, seed: int, count: int) -> dict:
+def evaluate_home(model: AudioEventModel, seed: int, count: int, pool_cache: Path | None = None) -> dict:
     rng = np.random.default_rng(seed)
     t = time.perf_counter()
-    clips, audit = home_pool.load()
+    clips, audit = home_pool.load(pool_cache)
     print(f"pool: {len(clips)} distinct files, {sum(len(c.audio) for c in clips) / SR / 3600:.2f} h "
           f"({time.perf_counter() - t:.0f} s to decode); {audit}")
     result: dict = {"pool_audit": audit, "pool_packages": sorted({c.package for c in clips}),

@@ -29,8 +29,10 @@ package searched, used or not and why, and the hours per package.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -165,9 +167,28 @@ class PoolClip:
     audio: np.ndarray
 
 
-def load() -> tuple[list[PoolClip], dict]:
+def load(cache: Path | None = None) -> tuple[list[PoolClip], dict]:
     """Every distinct pool file (decoded, trimmed) and an audit: files per package, duplicates dropped,
-    packages missing."""
+    packages missing. ``cache``: a file that keeps the decoded pool (about 10 minutes of decoding) for
+    the next run, valid while the pool's definition and the installed package versions are the same."""
+    key = repr((POOL, [sources.package_version(p) for p in sorted({s.package for s in POOL})]))
+    if cache is not None and cache.exists():
+        with cache.open("rb") as f:
+            stored = pickle.load(f)
+        if stored["key"] == key:
+            return [PoolClip(*c[:3], c[3].astype(np.float32) / 32767) for c in stored["clips"]], stored["audit"]
+    clips, audit = _decode()
+    if cache is not None:
+        tmp = cache.with_name(cache.name + ".tmp")
+        with tmp.open("wb") as f:
+            pickle.dump({"key": key, "audit": audit, "clips": [
+                (c.package, c.category, c.path, np.round(np.clip(c.audio, -1, 1) * 32767).astype(np.int16))
+                for c in clips]}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(cache)
+    return clips, audit
+
+
+def _decode() -> tuple[list[PoolClip], dict]:
     train_pkgs = {p.name for p in sources.PACKAGES if p.split == "train"}
     assert not train_pkgs & {p.package for p in POOL}, "a pool package is used in training"
     seen: set[str] = set()
