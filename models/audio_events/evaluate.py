@@ -50,8 +50,9 @@ def load_model(manifest_path: Path) -> AudioEventModel:
     return AudioEventModel.from_manifest("audio_events", manifest_path.parent)
 
 
-def scan(model: AudioEventModel, x: np.ndarray, rng: np.random.Generator) -> tuple[list[float], list]:
-    """Window times and scores (None where the silence gate skipped the model) for x in a quiet room."""
+def scan(model: AudioEventModel, x: np.ndarray, rng: np.random.Generator) -> tuple[list[float], list, list]:
+    """Window times, scores (None where the silence gate skipped the model) and samples (the verifiers
+    hear them) for x in a quiet room."""
     lead, tail = int(LEAD_S * SR), int(TAIL_S * SR)
     y = synth.colored_noise(len(x) + lead + tail, rng, 1.0) * 10 ** (-65 / 20)
     y[lead:lead + len(x)] += x
@@ -59,13 +60,15 @@ def scan(model: AudioEventModel, x: np.ndarray, rng: np.random.Generator) -> tup
     loud = [w.samples for w in ws if not w.silent]
     scores = iter(np.concatenate([model.predict(np.stack(loud[i:i + 64])) for i in range(0, len(loud), 64)])
                   if loud else ())
-    return [w.time for w in ws], [None if w.silent else next(scores) for w in ws]
+    return [w.time for w in ws], [None if w.silent else next(scores) for w in ws], [w.samples for w in ws]
 
 
-def event_starts(model: AudioEventModel, times: list[float], scores: list, raw: bool) -> list[str]:
-    """Labels of the events the runtime logic starts (raw: one window above threshold suffices)."""
+def event_starts(model: AudioEventModel, times: list[float], scores: list, samples: list, raw: bool) -> list[str]:
+    """Labels of the events the runtime logic starts (raw: one window above threshold suffices). The
+    windows' samples go in too: without them the alarm verifier hears nothing and never confirms."""
     logic = new_logic("eval", model, RAW if raw else RUNTIME)  # the service builds its logic the same way
-    return [tr.event.label for t, s in zip(times, scores) for tr in logic.update(t, s) if tr.kind == "start"]
+    return [tr.event.label for t, s, w in zip(times, scores, samples) for tr in logic.update(t, s, w)
+            if tr.kind == "start"]
 
 
 def poisson_upper(k: int, q: float = 0.975) -> float:
@@ -102,8 +105,8 @@ def evaluate_clips(model: AudioEventModel, clips, audio, scans, raw: bool) -> di
     product = model.labels
     detected, fa_counts, bg_seconds, any_fa = [], {p: 0 for p in product}, 0.0, 0
     false_alarms, misses = [], []
-    for c, x, (times, scores) in zip(clips, audio, scans):
-        started = event_starts(model, times, scores, raw)
+    for c, x, (times, scores, samples) in zip(clips, audio, scans):
+        started = event_starts(model, times, scores, samples, raw)
         detected.append(set(started))
         if c.label in ("background", "speech"):
             bg_seconds += len(x) / SR
