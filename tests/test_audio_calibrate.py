@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "audio_events"))
 
-import calibrate
-
 from edge_media.audio.events import AudioEventLogic
+
+import calibrate
 
 LABELS = ["background", "dog_bark", "speech"]
 HOP_S = calibrate.HOP / calibrate.SR
