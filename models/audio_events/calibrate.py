@@ -19,14 +19,18 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from edge_media.config import AudioConfig
+
 import negatives
 import synth
 
+# the hub's own defaults, so that a calibrated threshold means on a hub what it meant here
+_RUNTIME = AudioConfig()
 SR = 16000
-HOP = 7800  # the runtime's hop: half of the 15,600-sample window
-SILENCE_DBFS = -60.0
-HYSTERESIS = 0.1
-END_AFTER_S = 3.0  # the runtime default (AudioConfig.end_after_s)
+HOP = round(_RUNTIME.hop_s * SR)  # 7800 samples: half of the 15,600-sample window
+SILENCE_DBFS = _RUNTIME.silence_dbfs
+HYSTERESIS = _RUNTIME.hysteresis
+END_AFTER_S = _RUNTIME.end_after_s
 # false events per hour each label may raise on the calibration stream (the targets), and the
 # share of it calibration spends: the stream is finite, so the threshold keeps a margin below the budget
 BUDGET_PER_HOUR = {"smoke_co_alarm": 0.04, "siren": 0.5, "dog_bark": 0.5, "glass_break": 0.5,
