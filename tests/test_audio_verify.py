@@ -81,6 +81,27 @@ def test_alarm_patterns_survive_a_room_and_a_clipping_speaker(kind):
     assert found.count(kind.upper()) >= 14, found
 
 
+def steady_pad(n: int, rng: np.random.Generator, pitches: list[float]) -> np.ndarray:
+    """Held tones at several pitches (an organ pad, a whine, a TV's tone): tonal all along."""
+    tt = np.arange(n) / SR
+    return sum(np.sin(2 * np.pi * f * tt * (1 + 0.002 * np.sin(2 * np.pi * rng.uniform(0.2, 1) * tt)))
+               for f in pitches).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["t3", "t4"])
+def test_an_alarm_is_found_beside_steadier_tones_in_its_band(kind):
+    """Pitches are chosen by how much they swing between loud and quiet, not by how long they are
+    tonal: held tones in the band (more tonal frames than a T4 alarm's 0.4 s per 5.8 s) must not
+    crowd the alarm's pitch out of the candidates."""
+    found = []
+    for seed in range(5200, 5210):
+        rng = np.random.default_rng(seed)
+        x = alarm(N, rng, kind=kind, f0=3150, onset_s=rng.uniform(0.5, 2.0))
+        pad = steady_pad(N, rng, [2650.0, 2900.0, 3450.0, 3700.0, 4000.0])
+        found.append(heard(ALARM, mix(x, pad + 0.3 * pink(N, rng), rng.uniform(3, 10))))
+    assert found.count(kind.upper()) >= 9, found
+
+
 def confuser(name: str, rng: np.random.Generator, band: tuple[float, float]) -> np.ndarray:
     """A home sound with a tone in ``band`` (Hz): the music's lead note, the beeper, the ringer."""
     if name == "birdsong":

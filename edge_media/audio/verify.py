@@ -9,16 +9,21 @@ alike. What no bird or song does is what standards require of the real thing:
 * a siren is one dominant tone, held for seconds, whose pitch sweeps through 500-2,000 Hz with a period
   (wail 2-6 s, yelp 0.15-0.45 s) or steps between two pitches (hi-lo).
 
-Both checks read onsets / a pitch track from one short-time spectrum of the buffered audio (numpy over
-the block, no per-sample Python). Onsets, not on/off levels, carry the timing: reverb smears where a
-pulse ends but not where it starts, and clipping changes neither. Every tolerance is wider than the
-standards' own (±10 % timing) so that worn sounders and cheap microphones still pass.
+Both checks read one short-time spectrum of the buffered audio (numpy over the block, no per-sample
+Python). The alarm check picks the pitches whose level swings most between loud and quiet, and fits a
+whole T3/T4 cycle plus the start of the next to each: the pattern's first pulse must start at an onset
+(reverb smears where a pulse ends, not where it starts), every pulse must hold the tone and every long
+pause must be free of it, at one time scale for the whole cycle (0.85-1.15: the standards allow
+±10 %). A fit then has to sound like one sounder: pulses far above the pauses, equally loud, and for T4
+gaps that fall under the pulses. Those level limits were chosen on training-side data only
+(``models/audio_events/tune_verifier.py``). The siren check follows a pitch track.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -63,9 +68,93 @@ def _db(x: np.ndarray) -> np.ndarray:
 
 # -- smoke / CO alarms -----------------------------------------------------------------------------
 
+# ISO 8201 cycles as (on, off) seconds, and how many pulses of the next cycle a match also needs: a
+# pattern is confirmed only once its pause has been heard AND the alarm has gone on after it, which no
+# single beep, trill or held note does.
+T3_CYCLE, T3_NEXT = ((0.5, 0.5), (0.5, 0.5), (0.5, 1.5)), 1
+T4_CYCLE, T4_NEXT = ((0.1, 0.1), (0.1, 0.1), (0.1, 0.1), (0.1, 5.0)), 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """One ISO 8201 cycle and the start of the next as frame offsets from the first pulse, at every
+    tried time scale: pulses, the parts of the long pauses that must be quiet (after the room's reverb
+    has decayed, before the next pulse), and the middles of short (T4 in-burst) gaps."""
+
+    kind: str
+    on: np.ndarray  # [scales, pulses, 2] (start, end)
+    quiet: np.ndarray  # [scales, pauses, 2]
+    gaps: np.ndarray  # [scales, short gaps, 2]: the middle half of each T4 in-burst gap
+    period: np.ndarray  # [scales] frames from one cycle's first pulse to the next's
+    pulses_per_cycle: int
+
+
+def _template(kind: str, cycle: tuple[tuple[float, float], ...], following: int, scales: np.ndarray,
+              frame_s: float, reverb_s: float) -> _Template:
+    segments = cycle + cycle[:following - 1] + ((cycle[following - 1][0], 0.0),)
+    on, quiet, gaps = [], [], []
+    for s in scales:
+        pos, pulses, pauses, middles = 0.0, [], [], []
+        for a, b in segments:
+            pulses.append((pos, pos + a * s))
+            gap = (pos + a * s, pos + (a + b) * s)
+            if b >= 0.4:
+                pauses.append((gap[0] + reverb_s, gap[1] - 0.05))
+            elif b > 0:
+                middles.append((0.75 * gap[0] + 0.25 * gap[1], 0.25 * gap[0] + 0.75 * gap[1]))
+            pos += (a + b) * s
+        on.append(pulses)
+        quiet.append(pauses)
+        gaps.append(middles)
+    period = scales * sum(a + b for a, b in cycle)
+
+    def frames(v: object) -> np.ndarray:
+        return np.round(np.asarray(v, np.float64) / frame_s).astype(np.intp)
+    return _Template(kind, frames(on), frames(quiet), frames(gaps).reshape(len(scales), -1, 2), frames(period),
+                     len(cycle))
+
+
+def _share(cum: np.ndarray, spans: np.ndarray, n: int) -> np.ndarray:
+    """Share of frames flagged in each [start, end) span (clipped to the n frames), from a cumulative sum."""
+    a, b = np.clip(spans[..., 0], 0, n), np.clip(spans[..., 1], 0, n)
+    return (cum[b] - cum[a]) / np.maximum(b - a, 1)
+
+
+class AlarmFit(NamedTuple):
+    """How a fit of a T3/T4 template sounds (``alarm_levels``)."""
+
+    over_db: float  # pulses' median level over the pauses' median level
+    spread_db: float  # difference between the pulses' peak levels: one sounder's pulses are equally loud
+    held: float  # least of the pulses' longest unbroken tone, over the pulse's length: a sounder holds
+    # its tone, a ringer warbling at 20 Hz or a trill breaks it every few frames
+    dips_db: float | None  # T4: how far the middles of its short gaps fall under its pulses (dB)
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    if not flags.any():
+        return 0
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return int((edges[1::2] - edges[::2]).max())
+
+
+def alarm_levels(tpl: _Template, level: np.ndarray, on: np.ndarray, at: int, j: int) -> AlarmFit:
+    """The levels of a fit of ``tpl`` at frame ``at`` and time scale ``j``."""
+    n = len(on)
+    spans = at + tpl.on[j]
+    held = min(_longest_run(on[max(0, a - 2):b + 2]) / max(b - a, 1) for a, b in spans)
+    pulses = np.median(np.concatenate([level[a:b] for a, b in spans]))
+    pauses = np.median(np.concatenate([level[a:b] for a, b in np.minimum(at + tpl.quiet[j], n)]))
+    dips = None
+    if tpl.gaps.shape[1]:  # whole gap middles: a ringer warbling at 20 Hz dips at some instants, not on average
+        gaps = np.concatenate([level[a:max(b, a + 1)] for a, b in np.minimum(at + tpl.gaps[j], n - 1)])
+        dips = float(pulses - np.mean(gaps))
+    return AlarmFit(float(pulses - pauses), float(np.ptp([level[a:b].max() for a, b in spans])), held, dips)
+
+
 @dataclass(frozen=True, slots=True)
 class AlarmPatternCheck:
-    """T3 / T4 on/off pattern of one narrow-band tone. ``seconds``: audio it needs (two T4 bursts)."""
+    """T3 / T4 on/off pattern of one narrow-band tone. ``seconds``: audio it needs (a T4 cycle and the
+    start of the next, at the slowest tolerated timing)."""
 
     seconds: float = 8.0
     # (tone band, reference band whose median bin is the floor): piezo, then low-frequency sounders.
@@ -76,8 +165,17 @@ class AlarmPatternCheck:
     tone_contrast_db: float = 12.0  # tone bin over the band's median bin: a narrow-band tone
     on_within_db: float = 15.0  # "on": within this of the tone's loudest (97th percentile) level
     onset_rise_db: float = 9.0  # rise over the previous 40 ms that marks a pulse's start
-    timing_tolerance: float = 0.2  # relative, on every interval (the standards allow 10 %)
-    candidates_per_band: int = 3  # strongest steady pitches tried per band (a bird may hold another)
+    timing: tuple[float, float, float] = (0.85, 1.15, 0.01)  # time scales tried (standards: +-10 %)
+    pulse_on: float = 0.7  # least share of each pulse's frames with the tone on (within 30 ms)
+    pause_on: float = 0.3  # most share of each pause's checked frames with the tone on (and no onset)
+    # pulses' median level over the pauses' median level, T3 and T4: a T4 pulse is short, so music's
+    # notes fit its template more easily, and only the alarm's loudness sets it apart
+    pause_db: tuple[float, float] = (10.0, 15.0)
+    pulse_spread_db: float = 6.0  # most difference between the pulses' peak levels
+    pulse_held: float = 0.5  # least unbroken tone in each pulse, over the pulse's length
+    dip_db: float = 3.0  # a T4 burst's short gaps under its pulses (where reverb fills them)
+    reverb_s: float = 0.2  # start of each pause left unchecked: a room's decay
+    candidates_per_band: int = 3  # pitches tried per band (a bird may hold another)
 
     def check(self, audio: np.ndarray, rate: int) -> Verdict:
         return self.check_spectrum(spectrum(audio, rate))
@@ -85,6 +183,7 @@ class AlarmPatternCheck:
     def check_spectrum(self, spec: Spectrum) -> Verdict:
         if len(spec.power) < 50:
             return Verdict(False, kind="too short")
+        templates = _templates(self.timing, spec.frame_s, self.reverb_s)
         for lo, hi, ref_lo, ref_hi in self.bands:
             for level, contrast in self._tone_traces(spec, lo, hi, ref_lo, ref_hi):
                 # "on": a narrow-band tone near its own loudest level. Levels are absolute, not over
@@ -92,14 +191,53 @@ class AlarmPatternCheck:
                 # floor through the pauses, only ~20 dB under the pulses.
                 top = float(np.percentile(level, 97))
                 on = (contrast >= self.tone_contrast_db) & (level >= top - self.on_within_db)
-                onsets = self._onsets(level, on, top, spec.frame_s)
-                # a T3 pulse holds its tone for 0.5 s; a chirp or a plucked note does not
-                held = self._held(on, onsets, spec.frame_s, 0.4)
-                found = (self._match_t3(on, onsets[held], spec.frame_s)
-                         or _match_t4(onsets, self.timing_tolerance))
-                if found is not None:
-                    return Verdict(True, found[0], found[1])
+                starts = self._onsets(level, on, top)
+                if len(starts) < 2:
+                    continue
+                for tpl in templates:
+                    found = self._match(tpl, level, on, starts)
+                    if found is not None:
+                        return Verdict(True, found * spec.frame_s, tpl.kind)
         return Verdict(False, kind="no T3/T4 tone pattern")
+
+    def _match(self, tpl: _Template, level: np.ndarray, on: np.ndarray, starts: np.ndarray) -> int | None:
+        """The onset of the pattern's first heard cycle, or None. Every (onset, time scale) is scored
+        at once: the share of each pulse with the tone on (within 30 ms: onsets and frames are 10 ms
+        apart, scales 1 %), and the share of each pause with it on (a little: a bird, a note) or
+        starting in it (never). The best few fits must then also sound like one sounder."""
+        n = len(on)
+        cum_near = np.concatenate(([0], np.cumsum(np.convolve(on, np.ones(7), mode="same") > 0)))
+        cum_on = np.concatenate(([0], np.cumsum(on)))
+        p = starts[:, None, None, None]  # [onsets, 1, 1, 1] against [scales, segments, 2] offsets
+        fits = starts[:, None] + tpl.on[None, :, -1, 1] <= n
+        pulse = _share(cum_near, p + tpl.on[None], n)
+        pause = _share(cum_on, p + tpl.quiet[None], n)
+        ok = fits & (pulse.min(axis=2) >= self.pulse_on) & (pause.max(axis=2) <= self.pause_on)
+        span = np.clip(p + tpl.quiet[None], 0, n)  # a pulse that starts inside a pause: not this pattern's
+        ok &= (np.searchsorted(starts, span[..., 1]) == np.searchsorted(starts, span[..., 0])).all(axis=2)
+        score = np.where(ok, pulse.mean(axis=2) - pause.mean(axis=2), -1.0)
+        for flat in np.argsort(score, axis=None)[::-1][:4]:  # the best few: levels one by one
+            i, j = np.unravel_index(flat, score.shape)
+            if score[i, j] < 0:
+                break
+            at = int(starts[i])
+            if self._stands_out(tpl, level, on, at, j):
+                return self._first_cycle(tpl, cum_near, at, j)
+        return None
+
+    def _stands_out(self, tpl: _Template, level: np.ndarray, on: np.ndarray, at: int, j: int) -> bool:
+        fit = alarm_levels(tpl, level, on, at, j)
+        return (fit.over_db >= self.pause_db[tpl.kind == "T4"] and fit.spread_db <= self.pulse_spread_db
+                and fit.held >= self.pulse_held
+                and (fit.dips_db is None or fit.dips_db >= self.dip_db))
+
+    def _first_cycle(self, tpl: _Template, cum_near: np.ndarray, at: int, j: int) -> int:
+        """Step back a cycle at a time while the previous cycle's pulses were heard too: the event
+        starts at the alarm's first pulse, not at the cycle that completed the match."""
+        period, cycle = int(tpl.period[j]), tpl.on[j, : tpl.pulses_per_cycle]
+        while at - period >= 0 and _share(cum_near, at - period + cycle, len(cum_near) - 1).min() >= self.pulse_on:
+            at -= period
+        return at
 
     def _tone_traces(self, spec: Spectrum, lo: float, hi: float, ref_lo: float, ref_hi: float
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -108,49 +246,26 @@ class AlarmPatternCheck:
         band = spec.power[:, spec.bins(lo, hi)]
         floor = np.median(spec.power[:, spec.bins(ref_lo, ref_hi)], axis=1, keepdims=True) + 1e-12
         tonal = band / floor >= 10 ** (self.tone_contrast_db / 10)
-        # pitches that are tonal in many frames; neighbours merged (a tone may straddle two bins)
-        counts = np.convolve(tonal.sum(axis=0), np.ones(3), mode="same")
-        traces = []
-        for k in np.argsort(counts)[::-1][: self.candidates_per_band]:
-            if counts[k] < 8:  # under ~80 ms of tone in the whole buffer: nothing to time
+        # candidate pitches: tonal for a while, and with the widest swing between loud and quiet (an
+        # alarm's tone is far louder than its pauses; a held note or a broadband bed swings less).
+        # Neighbours merged: a tone may straddle two bins.
+        merged = np.maximum.reduce([band, np.roll(band, 1, axis=1), np.roll(band, -1, axis=1)])
+        lo_q, hi_q = np.percentile(_db(merged), [50, 97], axis=0)
+        swing = np.where(np.convolve(tonal.sum(axis=0), np.ones(3), mode="same") >= 8, hi_q - lo_q, -np.inf)
+        traces: list[tuple[np.ndarray, np.ndarray]] = []
+        taken: list[int] = []
+        for k in np.argsort(swing)[::-1]:
+            if len(taken) == self.candidates_per_band or not np.isfinite(swing[k]):
                 break
-            a, b = max(0, k - 1), min(band.shape[1], k + 2)
-            tone = band[:, a:b].max(axis=1)
+            if any(abs(int(k) - t) <= 1 for t in taken):
+                continue
+            taken.append(int(k))
+            tone = merged[:, k]
             traces.append((_db(tone), _db(tone / floor[:, 0])))
         return traces
 
-    def _match_t3(self, tone_on: np.ndarray, held: np.ndarray, frame_s: float) -> tuple[float, str] | None:
-        """Three held pulses a second apart, with the tone off for the second before the first (the
-        alarm's start, or the 1.5 s pause of the previous cycle) and off again after the third (its
-        own pause): an alarm's first three pulses are enough, so it is found 4 s after it starts."""
-        if len(held) < 3:
-            return None
-        on = np.concatenate(([0], np.cumsum(tone_on)))
-        n = len(tone_on)
-
-        def quiet(a_s: float, b_s: float) -> bool:
-            a, b = max(0, int(round(a_s / frame_s))), int(round(b_s / frame_s))
-            if b > n or b - a < 0.5 / frame_s:
-                return False  # not heard yet, or too little of it buffered (just connected): cannot tell
-            return bool(on[b] - on[a] <= 0.3 * (b - a))
-
-        gaps = np.diff(held)
-        tol = self.timing_tolerance
-        for i in np.flatnonzero(_near(gaps[:-1], 1.0, tol) & _near(gaps[1:], 1.0, tol)):
-            p0, p2 = float(held[i]), float(held[i + 2])
-            if quiet(p0 - 1.1, p0 - 0.05) and quiet(p2 + 0.9, p2 + 1.4):
-                return p0, "T3"
-        return None
-
-    def _held(self, tone_on: np.ndarray, onsets: np.ndarray, frame_s: float, seconds: float) -> np.ndarray:
-        """Per onset: is the tone on for most of the next ``seconds``?"""
-        on = np.concatenate(([0], np.cumsum(tone_on)))
-        a = np.round(onsets / frame_s).astype(int)
-        b = np.minimum(a + int(seconds / frame_s), len(tone_on))
-        return (on[b] - on[a]) >= 0.8 * seconds / frame_s
-
-    def _onsets(self, level_db: np.ndarray, on: np.ndarray, top: float, frame_s: float) -> np.ndarray:
-        """Seconds of each pulse start: the tone is on, and rose within 40 ms."""
+    def _onsets(self, level_db: np.ndarray, on: np.ndarray, top: float) -> np.ndarray:
+        """Frames of each pulse start: the tone is on, and rose within 40 ms."""
         before = np.minimum.reduce([np.roll(level_db, k) for k in (2, 3, 4)])
         rise = level_db - before >= self.onset_rise_db
         rise[:4] = False
@@ -158,36 +273,16 @@ class AlarmPatternCheck:
         ahead = np.maximum.reduce([np.roll(level_db, -k) for k in range(0, 5)])
         starts = np.flatnonzero(on & rise & (ahead >= top - 10.0))
         if len(starts) == 0:
-            return np.zeros(0)
+            return starts
         keep = np.concatenate(([True], np.diff(starts) > 6))  # one onset per pulse (60 ms apart)
-        return starts[keep] * frame_s
+        return starts[keep]
 
 
-def _near(x: np.ndarray, target: float, tol: float) -> np.ndarray:
-    return np.abs(x - target) <= tol * target
-
-
-def _match_t4(onsets: np.ndarray, tol: float) -> tuple[float, str] | None:
-    """Two bursts 5.8 s apart with nothing at this pitch between them. A burst: onsets within 0.9 s of
-    each other, at least three of them on the 0.2 s grid of its first (reverb and a clipping speaker
-    add or hide single onsets, never the grid)."""
-    if len(onsets) < 6:
-        return None
-    clusters = np.split(onsets, np.flatnonzero(np.diff(onsets) > 0.6) + 1)
-    bursts = [c[0] for c in clusters if _on_t4_grid(c)]
-    starts = [c[0] for c in clusters]
-    for a, b in zip(starts, starts[1:], strict=False):  # neighbours: nothing sounded in between
-        if a in bursts and b in bursts and abs(b - a - 5.8) <= tol * 5.8:
-            return float(a), "T4"
-    return None
-
-
-def _on_t4_grid(cluster: np.ndarray) -> bool:
-    if len(cluster) < 3 or cluster[-1] - cluster[0] > 0.9:
-        return False
-    steps = (cluster - cluster[0]) / 0.2
-    on_grid = np.abs(steps - np.round(steps)) <= 0.3
-    return len(set(np.round(steps[on_grid]).astype(int)) & {0, 1, 2, 3}) >= 3
+@functools.lru_cache(maxsize=8)
+def _templates(timing: tuple[float, float, float], frame_s: float, reverb_s: float) -> tuple[_Template, ...]:
+    scales = np.arange(timing[0], timing[1] + 1e-9, timing[2])
+    return (_template("T3", T3_CYCLE, T3_NEXT, scales, frame_s, reverb_s),
+            _template("T4", T4_CYCLE, T4_NEXT, scales, frame_s, reverb_s))
 
 
 # -- sirens ----------------------------------------------------------------------------------------
