@@ -206,10 +206,13 @@ class AlarmPatternCheck:
         apart, scales 1 %), and the share of each pause with it on (a little: a bird, a note) or
         starting in it (never). The best few fits must then also sound like one sounder."""
         n = len(on)
+        first = starts[starts + tpl.on[0, -1, 1] <= n]  # onsets with room for a cycle at the fastest timing
+        if len(first) == 0:
+            return None
         cum_near = np.concatenate(([0], np.cumsum(np.convolve(on, np.ones(7), mode="same") > 0)))
         cum_on = np.concatenate(([0], np.cumsum(on)))
-        p = starts[:, None, None, None]  # [onsets, 1, 1, 1] against [scales, segments, 2] offsets
-        fits = starts[:, None] + tpl.on[None, :, -1, 1] <= n
+        p = first[:, None, None, None]  # [onsets, 1, 1, 1] against [scales, segments, 2] offsets
+        fits = first[:, None] + tpl.on[None, :, -1, 1] <= n
         pulse = _share(cum_near, p + tpl.on[None], n)
         pause = _share(cum_on, p + tpl.quiet[None], n)
         ok = fits & (pulse.min(axis=2) >= self.pulse_on) & (pause.max(axis=2) <= self.pause_on)
@@ -220,7 +223,7 @@ class AlarmPatternCheck:
             i, j = np.unravel_index(flat, score.shape)
             if score[i, j] < 0:
                 break
-            at = int(starts[i])
+            at = int(first[i])
             if self._stands_out(tpl, level, on, at, j):
                 return self._first_cycle(tpl, cum_near, at, j)
         return None
@@ -250,7 +253,7 @@ class AlarmPatternCheck:
         # alarm's tone is far louder than its pauses; a held note or a broadband bed swings less).
         # Neighbours merged: a tone may straddle two bins.
         merged = np.maximum.reduce([band, np.roll(band, 1, axis=1), np.roll(band, -1, axis=1)])
-        lo_q, hi_q = np.percentile(_db(merged), [50, 97], axis=0)
+        lo_q, hi_q = _db(np.percentile(merged[::2], [50, 97], axis=0))  # every other frame: a ranking
         swing = np.where(np.convolve(tonal.sum(axis=0), np.ones(3), mode="same") >= 8, hi_q - lo_q, -np.inf)
         traces: list[tuple[np.ndarray, np.ndarray]] = []
         taken: list[int] = []
@@ -266,11 +269,12 @@ class AlarmPatternCheck:
 
     def _onsets(self, level_db: np.ndarray, on: np.ndarray, top: float) -> np.ndarray:
         """Frames of each pulse start: the tone is on, and rose within 40 ms."""
-        before = np.minimum.reduce([np.roll(level_db, k) for k in (2, 3, 4)])
+        n = len(level_db)
+        padded = np.concatenate((np.full(4, np.inf), level_db, np.full(4, -np.inf)))
+        before = np.lib.stride_tricks.sliding_window_view(padded[:n + 2], 3).min(axis=1)  # frames t-4..t-2
         rise = level_db - before >= self.onset_rise_db
-        rise[:4] = False
         # the direct sound of a pulse comes near the tone's top level; reverberant flutter does not
-        ahead = np.maximum.reduce([np.roll(level_db, -k) for k in range(0, 5)])
+        ahead = np.lib.stride_tricks.sliding_window_view(padded[4:], 5).max(axis=1)  # frames t..t+4
         starts = np.flatnonzero(on & rise & (ahead >= top - 10.0))
         if len(starts) == 0:
             return starts
