@@ -46,7 +46,9 @@ def t3_pattern(n: int, rate: int) -> np.ndarray:
 def alarm_scene(rate: int, *, silence_s: float = 2.0, lead_noise_s: float = 2.0,
                 alarm_s: float = 8.0, tail_s: float = 3.0, level: float = 0.25,
                 noise_dbfs: float = -40.0, seed: int = 7) -> tuple[np.ndarray, float]:
-    """Digital silence, then pink noise with a 3.1 kHz T3 alarm; returns (samples, onset seconds)."""
+    """Digital silence, then pink noise with a 3.1 kHz T3 alarm; returns (samples, onset seconds).
+    The hub's verifier confirms a T3 alarm once the next cycle's first pulse sounds, 4 s after the
+    onset: a scene that must raise an alarm holds at least ``alarm_s=4.5``."""
     rng = np.random.default_rng(seed)
     onset = silence_s + lead_noise_s
     n_total = round((onset + alarm_s + tail_s) * rate)

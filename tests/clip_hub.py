@@ -97,7 +97,7 @@ class FileMic:
 
 def record_microphone(folder: Path) -> Hub:
     """An unpaired microphone of alice's hears a short smoke alarm: one audio-only clip (AAC, no video)."""
-    samples, _ = alarm_scene(16000, silence_s=0.5, lead_noise_s=0.5, alarm_s=3.0, tail_s=2.0)
+    samples, _ = alarm_scene(16000, silence_s=0.5, lead_noise_s=0.5, alarm_s=5.0, tail_s=2.0)
     sound = encode_audio(folder / "hall.flac", samples, 16000)
     hub = Hub(folder / "hub.toml", folder / "data")
     hub.config.write_text(f'[service]\ndata_dir = "{hub.data}"\n[recording]\npre_roll_s = 1.0\npost_roll_s = 1.0\n'

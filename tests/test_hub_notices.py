@@ -82,7 +82,7 @@ def test_a_microphone_announces_its_state_and_its_audio_event_in_wall_time(tmp_p
     from audio_fixtures import alarm_scene, encode_audio
     from clip_hub import FileMic
 
-    samples, _ = alarm_scene(16000, silence_s=0.5, lead_noise_s=0.5, alarm_s=3.0, tail_s=2.0)
+    samples, _ = alarm_scene(16000, silence_s=0.5, lead_noise_s=0.5, alarm_s=5.0, tail_s=2.0)
     sound = encode_audio(tmp_path / "hall.flac", samples, 16000)
     config = tmp_path / "hub.toml"
     config.write_text(f'[service]\ndata_dir = "{tmp_path / "data"}"\n[recording]\npre_roll_s = 1.0\n'

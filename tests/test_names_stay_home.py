@@ -81,7 +81,7 @@ def test_no_object_key_tag_metadata_or_byte_in_the_store_names_a_source_or_owner
     text although no name may leave the hub."""
     plain = make_video(tmp_path / "plain.mp4", VideoSpec(duration_s=6, boxes=[MovingBox(2.0, 3.0)], audio=True))
     video = tagged_copy(plain, tmp_path / "garden.mp4")
-    samples, _ = alarm_scene(16000, silence_s=1.0, lead_noise_s=1.0, alarm_s=4.0, tail_s=4.0)
+    samples, _ = alarm_scene(16000, silence_s=1.0, lead_noise_s=1.0, alarm_s=5.0, tail_s=4.0)
     wav = encode_audio(tmp_path / "hall-mic.flac", samples, 16000)
     svc = Service(parse_config(CONFIG.format(data=tmp_path / "data", video=video)), store=s3_store)
     svc.mics = [svc._mic(svc.config.microphones[0], source=FileMic(wav, realtime=True))]  # the device only
