@@ -44,19 +44,15 @@ def stream(clips: Sequence[np.ndarray], confuser_s: float, rng: np.random.Genera
     ``confuser_s`` of synthetic household confusers over room noise in 8 s pieces."""
     parts = []
     for x in clips:
-        parts += [synth.set_level(x, rng.uniform(-38, -18)), _quiet(SR, rng)]
+        parts += [synth.set_level(x, rng.uniform(-38, -18)), synth.room_tone(SR, rng)]
     n = 8 * SR
     for _ in range(int(confuser_s // 8)):
         c = negatives.confuser(n, rng)
         if rng.random() < 0.5:
             c = synth.reverb(c, rng)
         c = synth.mix_at_snr(c, synth.random_background(n, rng), rng.uniform(5, 30))
-        parts += [synth.set_level(c, rng.uniform(-38, -18)), _quiet(SR, rng)]
+        parts += [synth.set_level(c, rng.uniform(-38, -18)), synth.room_tone(SR, rng)]
     return np.concatenate(parts).astype(np.float32)
-
-
-def _quiet(n: int, rng: np.random.Generator) -> np.ndarray:
-    return (rng.standard_normal(n) * 10 ** (-68 / 20)).astype(np.float32)
 
 
 def window_scores(x: np.ndarray, predict: Callable[[np.ndarray], np.ndarray], window: int,

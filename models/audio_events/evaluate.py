@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from edge_media.config import AudioConfig  # noqa: E402
 
 import sources  # noqa: E402
 import synth  # noqa: E402
+from bounds import poisson_bounds  # noqa: E402
 
 SR = 16000
 LEAD_S, TAIL_S = 1.0, 3.0
@@ -69,17 +69,6 @@ def event_starts(model: AudioEventModel, times: list[float], scores: list, sampl
     logic = new_logic("eval", model, RAW if raw else RUNTIME)  # the service builds its logic the same way
     return [tr.event.label for t, s, w in zip(times, scores, samples) for tr in logic.update(t, s, w)
             if tr.kind == "start"]
-
-
-def poisson_upper(k: int, q: float = 0.975) -> float:
-    """Upper confidence bound on a Poisson mean after observing k events (exact, by bisection)."""
-    def cdf(mu: float) -> float:
-        return sum(math.exp(-mu + i * math.log(mu) - math.lgamma(i + 1)) for i in range(k + 1))
-    lo, hi = 0.0, 10.0 + 5 * k
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) > 1 - q else (lo, mid)
-    return hi
 
 
 def prf(tp: int, fp: int, fn: int) -> dict:
@@ -127,7 +116,7 @@ def evaluate_clips(model: AudioEventModel, clips, audio, scans, raw: bool) -> di
         per_label[p] = {**prf(tp, fp, fn), "positives": tp + fn, "false_alarms": fa_counts[p],
                         "false_alarms_per_hour": round(fa_counts[p] / hours, 3),
                         "false_alarms_per_24h": round(24 * fa_counts[p] / hours, 1),
-                        "false_alarms_per_24h_upper95": round(24 * poisson_upper(fa_counts[p]) / hours, 1)}
+                        "false_alarms_per_24h_upper95": round(24 * poisson_bounds(fa_counts[p])[1] / hours, 1)}
     pos = [(c, d) for c, d in zip(clips, detected) if c.label in product]
     return {"per_label": per_label, "background_hours": round(hours, 4),
             "any_label_false_alarms_per_hour": round(any_fa / hours, 3),

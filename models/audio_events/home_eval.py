@@ -17,7 +17,6 @@ default (the smoke/CO alarm verified) and both pattern verifiers (``verify = ["s
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -31,6 +30,8 @@ from edge_media.config import AudioConfig
 import heldout_events
 import home_pool
 import sources
+import synth
+from bounds import binomial_bounds, poisson_bounds
 
 SR = 16000
 # the CNN alone, the hub's default (the smoke/CO alarm verified), and both pattern verifiers
@@ -38,26 +39,6 @@ CONFIGS = {"cnn_only": AudioConfig(verify=[]), "service_default": AudioConfig(),
            "cnn_verifier": AudioConfig(verify=["smoke_co_alarm", "siren"])}
 GAP_S = 1.0
 EVENT_LEAD_S, EVENT_SECONDS = 4.0, 16.0
-
-
-def poisson_bounds(k: int, q: float = 0.975) -> tuple[float, float]:
-    """Exact 95 % interval of a Poisson mean after observing k events (bisection on the CDF)."""
-    def cdf(mu: float, kk: int) -> float:
-        return sum(math.exp(-mu + i * math.log(mu) - math.lgamma(i + 1)) for i in range(kk + 1)) if mu > 0 else 1.0
-
-    def solve(target: float, kk: int) -> float:
-        lo, hi = 0.0, 10.0 + 5 * k
-        for _ in range(80):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if cdf(mid, kk) > target else (lo, mid)
-        return hi
-    upper = solve(1 - q, k)
-    lower = 0.0 if k == 0 else solve(q, k - 1)
-    return lower, upper
-
-
-def quiet_room(n: int, rng: np.random.Generator) -> np.ndarray:
-    return (rng.standard_normal(n) * 10 ** (-68 / 20)).astype(np.float32)
 
 
 def at_level(x: np.ndarray, dbfs: float) -> np.ndarray:
@@ -97,7 +78,7 @@ def negatives(model: AudioEventModel, clips: list, rng: np.random.Generator) -> 
         parts, spans, pos = [], [], 0
         for c in group:
             x = at_level(c.audio, rng.uniform(-38, -18))
-            parts += [x, quiet_room(int(GAP_S * SR), rng)]
+            parts += [x, synth.room_tone(int(GAP_S * SR), rng)]
             spans.append((pos / SR, (pos + len(x)) / SR, c.path))
             pos += len(x) + int(GAP_S * SR)
         stream = np.concatenate(parts)
@@ -162,34 +143,13 @@ def recall(model: AudioEventModel, label: str, events: list, beds: list, rng: np
                 out[name]["missed"].append(desc)
     n = len(events)
     for res in out.values():
-        lo, hi = _binomial_bounds(res["hits"], n)
+        lo, hi = binomial_bounds(res["hits"], n)
         lat = res.pop("latency_s")
         res.update({"events": n, "recall": round(res["hits"] / n, 4), "recall_95": [round(lo, 3), round(hi, 3)],
                     "median_decision_latency_s": float(np.median(lat)) if lat else None,
                     "max_decision_latency_s": float(max(lat)) if lat else None})
         res["missed"] = res["missed"][:20]
     return out
-
-
-def _binomial_bounds(k: int, n: int) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) 95 % interval, by bisection on the binomial CDF."""
-    def cdf(p: float, kk: int) -> float:
-        if p <= 0:
-            return 1.0
-        if p >= 1:
-            return 0.0 if kk < n else 1.0
-        return sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-                            + i * math.log(p) + (n - i) * math.log(1 - p)) for i in range(kk + 1))
-
-    def solve(target: float, kk: int) -> float:
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if cdf(mid, kk) > target else (lo, mid)
-        return hi
-    lower = 0.0 if k == 0 else solve(0.975, k - 1)
-    upper = 1.0 if k == n else solve(0.025, k)
-    return lower, upper
 
 
 def synthetic_events(label: str, count: int, rng: np.random.Generator) -> list:

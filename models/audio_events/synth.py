@@ -342,6 +342,11 @@ def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float = 8.0) -> n
     return np.fft.irfft(np.fft.rfft(x) * g, n=len(x)).astype(np.float32)
 
 
+def room_tone(n: int, rng: np.random.Generator, dbfs: float = -68.0) -> np.ndarray:
+    """A quiet room's noise floor: the gap between clips in the calibration and evaluation streams."""
+    return (rng.standard_normal(n) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
 
