@@ -114,6 +114,16 @@ def _template(kind: str, cycle: tuple[tuple[float, float], ...], following: int,
                      len(cycle))
 
 
+class _Trace:
+    """One candidate pitch over the buffer: its level (dB), whether its tone is on, its onsets (frames),
+    and the cumulative counts of "on" and of "on within 30 ms" that every template's shares read."""
+
+    def __init__(self, level: np.ndarray, on: np.ndarray, starts: np.ndarray) -> None:
+        self.level, self.on, self.starts = level, on, starts
+        self.cum_on = np.concatenate(([0], np.cumsum(on)))
+        self.cum_near = np.concatenate(([0], np.cumsum(np.convolve(on, np.ones(7), mode="same") > 0)))
+
+
 def _share(cum: np.ndarray, spans: np.ndarray, n: int) -> np.ndarray:
     """Share of frames flagged in each [start, end) span (clipped to the n frames), from a cumulative sum."""
     a, b = np.clip(spans[..., 0], 0, n), np.clip(spans[..., 1], 0, n)
@@ -194,23 +204,23 @@ class AlarmPatternCheck:
                 starts = self._onsets(level, on, top)
                 if len(starts) < 2:
                     continue
+                trace = _Trace(level, on, starts)
                 for tpl in templates:
-                    found = self._match(tpl, level, on, starts)
+                    found = self._match(tpl, trace)
                     if found is not None:
                         return Verdict(True, found * spec.frame_s, tpl.kind)
         return Verdict(False, kind="no T3/T4 tone pattern")
 
-    def _match(self, tpl: _Template, level: np.ndarray, on: np.ndarray, starts: np.ndarray) -> int | None:
+    def _match(self, tpl: _Template, trace: _Trace) -> int | None:
         """The onset of the pattern's first heard cycle, or None. Every (onset, time scale) is scored
         at once: the share of each pulse with the tone on (within 30 ms: onsets and frames are 10 ms
         apart, scales 1 %), and the share of each pause with it on (a little: a bird, a note) or
         starting in it (never). The best few fits must then also sound like one sounder."""
+        level, on, starts, cum_near, cum_on = trace.level, trace.on, trace.starts, trace.cum_near, trace.cum_on
         n = len(on)
         first = starts[starts + tpl.on[0, -1, 1] <= n]  # onsets with room for a cycle at the fastest timing
         if len(first) == 0:
             return None
-        cum_near = np.concatenate(([0], np.cumsum(np.convolve(on, np.ones(7), mode="same") > 0)))
-        cum_on = np.concatenate(([0], np.cumsum(on)))
         p = first[:, None, None, None]  # [onsets, 1, 1, 1] against [scales, segments, 2] offsets
         fits = first[:, None] + tpl.on[None, :, -1, 1] <= n
         pulse = _share(cum_near, p + tpl.on[None], n)

@@ -45,14 +45,19 @@ def stream(clips: Sequence[np.ndarray], confuser_s: float, rng: np.random.Genera
     parts = []
     for x in clips:
         parts += [synth.set_level(x, rng.uniform(-38, -18)), synth.room_tone(SR, rng)]
-    n = 8 * SR
     for _ in range(int(confuser_s // 8)):
-        c = negatives.confuser(n, rng)
-        if rng.random() < 0.5:
-            c = synth.reverb(c, rng)
-        c = synth.mix_at_snr(c, synth.random_background(n, rng), rng.uniform(5, 30))
-        parts += [synth.set_level(c, rng.uniform(-38, -18)), synth.room_tone(SR, rng)]
+        parts += [confuser_piece(8 * SR, rng), synth.room_tone(SR, rng)]
     return np.concatenate(parts).astype(np.float32)
+
+
+def confuser_piece(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic household confuser (negatives.py), half of them in a room, over room noise at
+    5-30 dB, at a household level (-38..-18 dBFS)."""
+    c = negatives.confuser(n, rng)
+    if rng.random() < 0.5:
+        c = synth.reverb(c, rng)
+    c = synth.mix_at_snr(c, synth.random_background(n, rng), rng.uniform(5, 30))
+    return synth.set_level(c, rng.uniform(-38, -18))
 
 
 def window_scores(x: np.ndarray, predict: Callable[[np.ndarray], np.ndarray], window: int,

@@ -1,8 +1,9 @@
 """Choose the smoke/CO alarm verifier's level limits on TRAINING-SIDE data only (issue 12).
 
-The verifier (``edge_media/audio/verify.py``) fits T3/T4 templates to a pulsed tone and then asks how
-loud the fit is: its pulses over its pauses (``pause_db``, per pattern), and how equal its pulses are
-(``pulse_spread_db``). Those limits are chosen here, never on the held-out pool or the held-out event
+The verifier (``edge_media/audio/verify.py``) fits T3/T4 templates to a pulsed tone and then asks whether
+the fit sounds like one sounder: its pulses over its pauses (``pause_db``, per pattern), how equal its
+pulses are (``pulse_spread_db``), how unbroken each pulse's tone is (``pulse_held``) and, for T4, how far
+its short gaps dip (``dip_db``). Those limits are chosen here, never on the held-out pool or the held-out event
 generator (``home_eval.py`` / ``heldout_events.py``), so that the recall and false events reported there
 stay honest:
 
@@ -10,8 +11,8 @@ stay honest:
   3.6-3.8 kHz band, low-frequency sounders, T3/T4 with timing x0.85-1.15), half in a room, over the
   VALIDATION split's real backgrounds (half), synthetic confusers or synthetic noise and hum at 0-10 dB;
 * negatives: the validation split's real clips (background, speech, and every other label's events) and
-  synthetic household confusers (``negatives.py``: music, electronic music, birds, bells, phones,
-  whistling, clinking, kettles), checked in 8 s pieces every 2 s.
+  the calibration stream's synthetic household confusers (``calibrate.confuser_piece``: music, electronic
+  music, birds, bells, phones, whistling, clinking, kettles), checked in 8 s pieces every 2 s.
 
 Every fit the checker weighs is recorded with its levels, so each candidate setting is scored from one
 pass: a piece counts as confirmed under a setting if any fit it weighed passes it.
@@ -33,6 +34,7 @@ sys.path.insert(0, str(HERE))
 
 from edge_media.audio import verify  # noqa: E402
 
+import calibrate  # noqa: E402
 import dataset  # noqa: E402
 import negatives  # noqa: E402
 import sources  # noqa: E402
@@ -94,14 +96,7 @@ def positives(count: int, beds: list[np.ndarray], rng: np.random.Generator) -> l
 
 def negative_pieces(clips: list[np.ndarray], confuser_min: float, rng: np.random.Generator) -> list[np.ndarray]:
     pieces = [synth.set_level(x, rng.uniform(-38, -18)) for x in clips if len(x) >= 4 * SR]
-    n = 8 * SR
-    for _ in range(int(confuser_min * 60 // 8)):
-        c = negatives.confuser(n, rng)
-        if rng.random() < 0.5:
-            c = synth.reverb(c, rng)
-        pieces.append(synth.set_level(synth.mix_at_snr(c, synth.random_background(n, rng), rng.uniform(5, 30)),
-                                      rng.uniform(-38, -18)))
-    return pieces
+    return pieces + [calibrate.confuser_piece(8 * SR, rng) for _ in range(int(confuser_min * 60 // 8))]
 
 
 def main() -> None:
