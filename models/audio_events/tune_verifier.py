@@ -101,9 +101,11 @@ def negative_pieces(clips: list[np.ndarray], confuser_min: float, rng: np.random
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--positives", type=int, default=300)
-    ap.add_argument("--confuser-min", type=float, default=60.0)
+    ap.add_argument("--positives", type=int, default=300, help="training-recipe alarms to weigh (>= 1)")
+    ap.add_argument("--confuser-min", type=float, default=60.0, help="minutes of synthetic confusers (> 0)")
     args = ap.parse_args()
+    if args.positives < 1 or not args.confuser_min > 0:
+        ap.error("--positives must be >= 1 and --confuser-min > 0")
     rng = np.random.default_rng(SEED)
     val = dataset.load_pools(sources.collect(), "val", [])
     others = [x for label, xs in val["events"].items() if label != "smoke_co_alarm" for x in xs]
