@@ -24,6 +24,7 @@ from edge_media.config import (
     load_config,
     parse_config,
 )
+from edge_media.config.models import ModelsConfig, ReleaseSourceConfig
 
 CAM = '[[cameras]]\nname = "{name}"\nrecord_url = "{url}"\n'
 
@@ -59,19 +60,19 @@ def test_example_loads_and_resolves_paths(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "model", [ServiceConfig, RecordingConfig, EventsConfig, StorageConfig, S3Config, CameraConfig, AudioConfig,
-              MicrophoneConfig, ApiConfig, Config]
+              MicrophoneConfig, ApiConfig, ModelsConfig, ReleaseSourceConfig, Config]
 )
 def test_example_mentions_every_field(model: type[BaseModel]) -> None:
     # Keeps the documented example in step with the models.
     example = dump_example()
     for name in model.model_fields:
-        pattern = rf"^#? ?{name} = |^\[{name}[\].]|^\[\[{name}\]\]|^#? ?\[storage\.{name}\]"
+        pattern = rf"^#? ?{name} = |^\[{name}[\].]|^\[\[{name}\]\]|^#? ?\[[a-z]+\.{name}[\].]"
         assert re.search(pattern, example, re.M), name
 
 
 def test_every_field_is_described() -> None:
     for model in (ServiceConfig, RecordingConfig, EventsConfig, StorageConfig, S3Config, CameraConfig, AudioConfig,
-                  MicrophoneConfig, ApiConfig, Config):
+                  MicrophoneConfig, ApiConfig, ModelsConfig, ReleaseSourceConfig, Config):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name}"
 

@@ -20,6 +20,7 @@ from .clips import add_clips_parser
 from .consent import add_consent_parser
 from .feedback import add_feedback_parser
 from .logs import setup_logging
+from .models import add_models_parser
 from .paths import atomic_output, check_output_path
 from .storage import add_storage_parser
 from .users import add_users_parser
@@ -247,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_clips_parser(sub)
     add_feedback_parser(sub)
     add_users_parser(sub)
+    add_models_parser(sub)
     return p
 
 

@@ -269,6 +269,29 @@ link_ttl_s = 300                   # signed clip links expire after this many se
 auth_failures_per_minute = 10      # failed logins per client address per minute before 429
 public_url = ""                    # base URL clip links are built on; empty: relative links
 
+[models]                           # signed audio-model releases: shadow run, promotion, automatic rollback
+public_keys = []                   # Ed25519 public keys (base64) that may sign releases; none: nothing installs
+dir = ""                           # installed releases; empty: <data_dir>/models
+check_interval_s = 21600.0         # how often the service looks for a new release (0: only `edge-media models`)
+auto_install = true                # a release found by a check is installed, smoke-tested and run in shadow
+shadow_s = 86400.0                 # a candidate runs beside the active model this long ...
+shadow_min_windows = 500           # ... and scores at least this many loud windows before promotion
+max_event_ratio = 1.25             # promoted only if its events <= ratio x the active model's + event_slack
+event_slack = 2                    # (and its flag-confirmed false-alarm rate is not higher)
+watch_s = 259200.0                 # after promotion: errors or flags roll back within this time
+rollback_min_flags = 3             # flags needed before the flag rate can roll back ...
+rollback_flag_rate_factor = 2.0    # ... when it exceeds the previous model's x factor ...
+rollback_flag_rate_margin = 0.05   # ... and the previous model's + margin (flags per event)
+keep_versions = 3                  # installed versions kept on disk for rollback
+
+[models.source]                    # where releases are published (see docs/model-releases.md)
+backend = "none"                   # "none", "local" (a directory) or "s3" with a [models.source.s3] table
+prefix = "releases"
+local_dir = ""
+#   [models.source.s3]             # exactly as [storage.s3]
+#   endpoint = "models.example:443"
+#   bucket = "edge-media-models"
+
 [[microphones]]
 name = "hall-mic"                  # unique slug (not a camera's name)
 device = ""                        # sounddevice name or index; empty: default input

@@ -14,6 +14,7 @@ from .audio import AudioConfig, MicrophoneConfig
 from .camera import CameraConfig
 from .events import EventsConfig
 from .feedback import FeedbackConfig
+from .models import ModelsConfig
 from .notify import NotifyConfig
 from .recording import RecordingConfig
 from .service import ServiceConfig
@@ -46,6 +47,7 @@ class Config(ConfigModel):
     audio: AudioConfig = Field(default_factory=AudioConfig, description="Audio-event detection.")
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig, description="Anonymised audio to the partner.")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="MQTT / Home Assistant and webhooks.")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="Signed audio-model releases.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="The hub's REST API and review page.")
     microphones: list[MicrophoneConfig] = Field(
         default_factory=list, description="Local microphones (sounddevice); may be empty."
@@ -127,6 +129,11 @@ class Config(ConfigModel):
     def partner_path(self) -> Path:
         """The local partner store's root (``[feedback.partner] backend = "local"``)."""
         return _below(self.service.data_dir, self.feedback.partner.local_dir, "partner")
+
+    @property
+    def models_path(self) -> Path:
+        """Installed model releases (``[models] dir``), resolved against ``service.data_dir``."""
+        return _below(self.service.data_dir, self.models.dir, "models")
 
     @property
     def retention_days(self) -> int:
