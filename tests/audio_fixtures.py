@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +20,8 @@ import av
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from edge_media.audio import AudioBlock, AudioFileSource
 
 ALARM_HZ = 3100.0
 OUR_LABELS = ["background", "smoke_co_alarm", "glass_break", "dog_bark", "baby_cry", "scream",
@@ -225,3 +229,33 @@ def write_class_map(path: Path, names_to_index: dict[str, int]) -> Path:
         for name, index in sorted(names_to_index.items(), key=lambda kv: kv[1]):
             writer.writerow([index, f"/m/test{index}", name])
     return Path(path)
+
+
+class FileMic:
+    """A microphone stand-in: plays a real encoded file through ``MicSource``'s interface (start/read/stop/
+    start_wall), at ``speed`` times real time when ``realtime`` (a device delivers blocks at its own pace)."""
+
+    def __init__(self, path, *, realtime: bool, speed: float = 1.0) -> None:
+        self.path, self.realtime, self.speed = path, realtime, speed
+        self.start_wall: float | None = None
+        self.ended = False
+        self.on_block: Callable[[AudioBlock], None] | None = None  # the test acting while the device plays
+
+    def start(self) -> None:
+        self.blocks = iter(AudioFileSource(self.path, block_samples=1600))
+        self.start_wall = time.time()
+
+    def read(self, timeout=None):
+        try:
+            block = next(self.blocks)
+        except StopIteration:
+            self.ended = True
+            return None
+        if self.realtime:
+            time.sleep(max(0.0, self.start_wall + block.time / self.speed - time.time()))
+        if self.on_block is not None:
+            self.on_block(block)
+        return block
+
+    def stop(self) -> None:
+        pass

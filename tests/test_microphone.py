@@ -9,48 +9,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from edge_media.audio import AudioBlock, AudioFileSource
+from edge_media.audio import AudioBlock
 from edge_media.cli import main
 from edge_media.config import load_config, parse_config
 from edge_media.service.hub import Service
 from edge_media.tools.samples import VideoSpec, make_video
 from uploader import audit
 
-from audio_fixtures import alarm_scene, encode_audio
-
-
-class FileMic:
-    def __init__(self, path, *, realtime: bool) -> None:
-        self.path, self.realtime = path, realtime
-        self.start_wall: float | None = None
-        self.ended = False
-        self.on_block: Callable[[AudioBlock], None] | None = None  # the test acting while the device plays
-
-    def start(self) -> None:
-        self.blocks = iter(AudioFileSource(self.path, block_samples=1600))
-        self.start_wall = time.time()
-
-    def read(self, timeout=None):
-        try:
-            block = next(self.blocks)
-        except StopIteration:
-            self.ended = True
-            return None
-        if self.realtime:
-            time.sleep(max(0.0, self.start_wall + block.time - time.time()))
-        if self.on_block is not None:
-            self.on_block(block)
-        return block
-
-    def stop(self) -> None:
-        pass
+from audio_fixtures import FileMic, alarm_scene, encode_audio
 
 
 @pytest.fixture(scope="module")

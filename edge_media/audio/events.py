@@ -76,6 +76,7 @@ class AudioEventLogic:
         self.sample_rate = sample_rate
         self.history = AudioHistory(max(checks), sample_rate) if checks else None
         self.verifier_calls = 0
+        self.last_time: float | None = None  # the newest window's start
     @property
     def active(self) -> dict[str, Event]:
         return {label: st.active for label, st in self._states.values() if st.active is not None}
@@ -86,6 +87,7 @@ class AudioEventLogic:
         ``samples``: the window's audio, kept for the verifiers (without it they see a gap)."""
         if scores is not None and len(scores) != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} scores, got {len(scores)}")
+        self.last_time = window_time
         if self.history is not None:
             if samples is None:
                 self.history.reset()
@@ -106,6 +108,26 @@ class AudioEventLogic:
             st.run_start = st.candidate_last = None
             if st.active is not None:
                 out.append(self._end(st, min(t, st.active.last_seen + self._end_after(st))))
+        return out
+
+    def adopt(self, fresh: AudioEventLogic) -> list[Transition]:
+        """Become ``fresh`` (the logic of a newly swapped-in model: its labels, columns, thresholds, durations,
+        verifiers and version) while keeping what this source has heard: an open event of a label both models
+        have goes on (it is neither ended nor started again), a run in progress keeps counting, the verifiers'
+        audio history stays. Events of labels the new model lacks end here; their transitions are returned."""
+        mine = {label: st for label, st in self._states.values()}
+        for label, st in fresh._states.values():
+            old = mine.pop(label, None)
+            if old is not None:
+                st.run_start, st.run_last, st.run_peak = old.run_start, old.run_last, old.run_peak
+                st.active, st.candidate_last = old.active, old.candidate_last
+        t = self.last_time if self.last_time is not None else 0.0
+        out = [self._end(st, min(t, st.active.last_seen + self._end_after(st)))
+               for st in mine.values() if st.active is not None]
+        self.labels, self._states, self.model_version = fresh.labels, fresh._states, fresh.model_version
+        self.hysteresis, self.end_after_s, self.hop_s = fresh.hysteresis, fresh.end_after_s, fresh.hop_s
+        if fresh.history is None or self.history is None or fresh.history.seconds > self.history.seconds:
+            self.history = fresh.history
         return out
 
     # -- internals -------------------------------------------------------------------------------

@@ -451,6 +451,10 @@ class AudioHistory:
         self._frames = np.zeros((0, N_FFT // 2 + 1), np.float32)
         self._frame0 = 0  # grid index of _frames[0]
 
+    @property
+    def seconds(self) -> float:
+        return self._max / self.rate
+
     def push(self, t: float, samples: np.ndarray) -> None:
         n = len(samples)
         end = t + n / self.rate

@@ -52,7 +52,14 @@ class AudioChain:
 
 
 class AudioSink(Protocol):
+    """A camera or microphone that hears audio events: the audio thread hands it each batch's scores."""
+
+    name: str
+
     def on_audio(self, windows: Sequence[Window], scores: Sequence[np.ndarray | None]) -> None: ...
+    def audio_logic(self) -> AudioEventLogic: ...
+    def adopt_audio_logic(self, fresh: AudioEventLogic) -> None: ...
+    def wall_of(self, t: float) -> float: ...
 
 
 @dataclass(slots=True)
@@ -233,6 +240,16 @@ class CameraPipeline:
         with self._lock:
             for w, s in zip(windows, scores, strict=True):
                 self._pending.extend(self.audio.logic.update(w.time, s, w.samples))
+
+    def audio_logic(self) -> AudioEventLogic:
+        assert self.audio is not None
+        return self.audio.logic
+
+    def adopt_audio_logic(self, fresh: AudioEventLogic) -> None:
+        """Audio thread, between two batches: a new model's logic takes over this camera's open events."""
+        assert self.audio is not None
+        with self._lock:
+            self._pending.extend(self.audio.logic.adopt(fresh))
 
     def on_motion(self, result: MotionResult) -> None:
         """Detect thread: run the tracker, queue its transitions for the reader thread."""

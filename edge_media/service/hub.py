@@ -17,22 +17,23 @@ from uploader.outbox import Outbox
 from uploader.sweeper import RetentionSweeper
 from uploader.worker import UploadWorker
 
-from ..audio import MicSource
-from ..audio.setup import load_audio_model, new_logic, new_windower
+from ..audio import AudioEventModel, MicSource
+from ..audio.setup import check_label_keys, load_audio_model, new_logic, new_windower
 from ..config import CameraConfig, Config, ConfigError, MicrophoneConfig
 from ..detect import MotionDetector, MotionSettings
 from ..errors import EdgeMediaError
 from ..events import ClipSettings, EventTracker, TrackerSettings, Transition
+from ..model_files import ModelIntegrityError
 from ..notify import build_notifications, notify_sources
 from ..privacy import OwnerRights
 from ..sources import DetectFrame
+from .audio_slot import AudioModelSlot
 from .batcher import Batcher
 from .bus import EventNotice, HubBus, SourceNotice, event_id
 from .camera import (
     AudioChain,
     AudioWindows,
     CameraPipeline,
-    audio_batch,
     detect_batch,
 )
 from .context import HubContext
@@ -42,6 +43,7 @@ from .housekeeping import SpoolQuota, expire_local_copies
 from .live import LiveStatus
 from .metrics import HubMetrics
 from .microphone import BlockSource, MicWorker
+from .model_rollout import ModelRollout, release_manager
 from .plans import sync_plans
 from .publish import ClipPublisher
 from .reader import CameraStatus, CameraWorker
@@ -122,13 +124,23 @@ class Service:
         self.metrics = HubMetrics(self)  # reads the parts below only when scraped
         self.store, self.spool = self.ctx.store, self.ctx.spool
         self.detector = detector if detector is not None else MotionDetector(threads=config.service.detect_threads)
-        self.audio_model = load_audio_model(config.audio) if config.audio.enabled else None
-        audio_model = self.audio_model
+        self.releases = release_manager(config, self.ctx) if config.audio.enabled else None
+        self.audio_model = self._load_audio_model() if config.audio.enabled else None
+        # The audio thread scores through the slot, so a new model can take over between two batches.
+        self.slot = None if self.audio_model is None else AudioModelSlot(
+            self.audio_model, lambda name, model: new_logic(name, model, config.audio), on_swap=self._on_model_swap)
+        slot = self.slot
+        if slot is not None and self.releases is not None:
+            slot.fallback = self.releases.load_fallback()  # a restart during a watch keeps its safety net
         self.queues = ModelQueues(
             motion=Batcher("detect", lambda items: detect_batch(self.detector, items),
                            observe=self.metrics.inference_timer("motion")),
-            audio=Batcher("audio", lambda items: audio_batch(audio_model, items),
-                          observe=self.metrics.inference_timer("audio")) if audio_model else None)
+            audio=Batcher("audio", slot.audio_batch, observe=self.metrics.inference_timer("audio"))
+            if slot is not None else None)
+        self.rollout = None if self.releases is None or slot is None else ModelRollout(
+            config, self.ctx, self.releases, slot, self.stop_event)
+        if self.rollout is not None:
+            self.bus.subscribe(self.rollout.on_notice)
         st = config.storage
         keep_local = st.keep_local_days > 0
         self.outbox = Outbox(self.ctx.db)
@@ -151,6 +163,27 @@ class Service:
             audio_labels=self._audio_labels())
         if self.notifications is not None:
             self.bus.subscribe(self.notifications.on_notice)
+
+    def _load_audio_model(self) -> AudioEventModel | None:
+        """A configured (YAMNet-style) model as configured; our own model as the rollout tables say (the
+        active release, else the previous one, else the shipped model)."""
+        if self.releases is None:
+            return load_audio_model(self.config.audio)
+        try:
+            model = self.releases.load_active()
+        except ModelIntegrityError as exc:
+            log.error("audio events disabled: cannot load the audio model (%s)", exc)
+            return None
+        check_label_keys(model, self.config.audio)
+        return model
+
+    def _on_model_swap(self, model: AudioEventModel) -> None:
+        """Audio thread, at a hot swap: new sources and new clips use the new model's version."""
+        self.audio_model = model
+        recorders = [w.pipeline.recorder for w in self.workers] + [m.recorder for m in self.mics]
+        for recorder in recorders:
+            if recorder is not None:
+                recorder.model_versions["audio_events"] = model.version
 
     def _worker(self, cam: CameraConfig) -> CameraWorker:
         rec = self.config.recording
@@ -239,6 +272,8 @@ class Service:
         if self.feedback is not None:
             self.feedback.start()
         self.queues.start()
+        if self.rollout is not None:
+            self.rollout.start()
         for w in self.workers:
             w.start()
         for m in self.mics:
@@ -467,6 +502,8 @@ class Service:
             try:
                 self._apply_restrictions()
                 self._sample_frames()
+                if self.rollout is not None:
+                    self.rollout.tick()
                 self.health.poll()
                 if ticks % 30 == 0 and self.config.storage.keep_local_days > 0:
                     expire_local_copies(self.ctx.db, keep_days=self.config.storage.keep_local_days)

@@ -22,7 +22,7 @@ import numpy as np
 
 from recorder import AudioClipRecorder
 
-from ..audio import AudioBlock, MicUnavailable, Window
+from ..audio import AudioBlock, AudioEventLogic, MicUnavailable, Window
 from ..events import ClipDecider, ClipSettings, Transition
 from .camera import AudioChain, AudioWindows, CameraPipeline
 from .recording import drive
@@ -170,6 +170,14 @@ class MicWorker:
                 return
             self._route([tr for w, s in zip(windows, scores, strict=True)
                          for tr in self.chain.logic.update(w.time, s, w.samples)])
+
+    def audio_logic(self) -> AudioEventLogic:
+        return self.chain.logic
+
+    def adopt_audio_logic(self, fresh: AudioEventLogic) -> None:
+        """Audio thread, between two batches: a new model's logic takes over this microphone's open events."""
+        with self._lock:
+            self._route(self.chain.logic.adopt(fresh))
 
     def _route(self, transitions: list[Transition]) -> None:
         """Called with ``_lock`` held: a restriction's flush and the audio thread's events stay in order."""
