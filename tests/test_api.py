@@ -313,6 +313,9 @@ def test_models_lists_names_and_versions(ro):
     with ro.client("viewer_a") as c:
         models = c.get("/api/v1/models").json()["models"]
     assert {m["name"] for m in models} == {"motion", "audio_events"} and all(m["version"] for m in models)
+    audio = next(m for m in models if m["name"] == "audio_events")
+    assert audio["rollout"]["phase"] == "idle" and audio["rollout"]["candidate"] is None  # nothing installed yet
+    assert next(m for m in models if m["name"] == "motion")["rollout"] is None
 
 
 def test_metrics_show_only_the_principal_s_cameras(ro):

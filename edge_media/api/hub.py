@@ -8,6 +8,7 @@ from uploader.outbox import Outbox
 
 from ..config import Config
 from ..privacy import OwnerRights
+from ..rollout import ModelReleases
 from ..service.bus import HubBus
 from ..service.context import HubContext
 from ..service.live import LiveStatus
@@ -22,5 +23,6 @@ class ApiHub(Protocol):
     outbox: Outbox
     metrics: HubMetrics
     bus: HubBus
+    releases: ModelReleases | None
 
     def model_versions(self) -> dict[str, str]: ...

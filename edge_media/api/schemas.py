@@ -213,10 +213,27 @@ class EraseOut(Out):
     feedback: int
 
 
+class RolloutStep(Out):
+    at: str | None
+    version: str | None
+    step: str = Field(description="candidate, shadow, promoted, rejected, rolled_back, kept, verify, smoke_test, ...")
+    message: str
+
+
+class Rollout(Out):
+    phase: str = Field(description="idle, shadow (a candidate runs beside the active model) or watch (promoted, "
+                                   "can still be rolled back automatically)")
+    since: str | None
+    candidate: str | None
+    previous: str | None = Field(description="What a rollback returns to (null: the model shipped with the hub)")
+    steps: list[RolloutStep] = Field(description="The newest steps, oldest first")
+
+
 class Model(Out):
     name: str
     version: str
     labels: list[str] = Field(default_factory=list, description="The event labels it reports (what may be flagged)")
+    rollout: Rollout | None = Field(default=None, description="Signed releases of this model on this hub")
 
 
 class Models(Out):

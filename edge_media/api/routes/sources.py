@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 
+from ...rollout import ModelReleases
 from ...service.flagging import audio_event_labels
 from ...service.metrics import CONTENT_TYPE
 from ..auth import Auth, Owner, State, own_source, sources
-from ..schemas import Camera, Me, Model, Models, Restriction
+from ..schemas import Camera, Me, Model, Models, Restriction, Rollout, RolloutStep, iso
 
 router = APIRouter()
 
@@ -62,8 +63,18 @@ def unrestrict(name: str, state: State, who: Owner) -> Restriction:
 @router.get("/api/v1/models", response_model=Models, tags=["hub"])
 def models(state: State, who: Auth) -> Models:
     labels = {"motion": ["motion"], "audio_events": list(audio_event_labels(state.hub.config))}
-    return Models(models=[Model(name=n, version=v, labels=labels.get(n, []))
+    releases = state.hub.releases
+    rollout = {"audio_events": _rollout(releases)} if releases is not None else {}
+    return Models(models=[Model(name=n, version=v, labels=labels.get(n, []), rollout=rollout.get(n))
                           for n, v in sorted(state.hub.model_versions().items())])
+
+
+def _rollout(releases: ModelReleases) -> Rollout:
+    st = releases.state()
+    steps = [RolloutStep(at=iso(line.time), version=line.version, step=line.step, message=line.message)
+             for line in releases.store.log_lines(st.name, 10)]
+    return Rollout(phase=st.phase, since=iso(st.phase_since), candidate=st.candidate, previous=st.previous,
+                   steps=steps)
 
 
 @router.get("/metrics", tags=["hub"], response_class=Response,
