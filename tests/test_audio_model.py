@@ -124,6 +124,6 @@ def test_sample_clips_are_shipped_with_licences():
     samples = REPO / "models" / "audio_events" / "samples"
     readme = (samples / "README.md").read_text()
     files = [p for p in samples.iterdir() if p.suffix in (".ogg", ".oga", ".flac", ".wav")]
-    assert files and sum(p.stat().st_size for p in files) < 200_000
+    assert files and sum(p.stat().st_size for p in files) < 256_000  # 5 real clips + the 2 smoke-test clips
     for p in files:
         assert p.name in readme

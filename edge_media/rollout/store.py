@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from recorder.sidecar import fsync_dir
 from uploader.db import Database
 
 from .release import ReleaseManifest, is_version, parse_version
@@ -126,12 +127,12 @@ class RolloutStore:
         for fname, data in ((RELEASE_FILE, signed), (RELEASE_SIG, signature),
                             (RUNTIME_MANIFEST, (json.dumps(runtime, indent=2, sort_keys=True) + "\n").encode())):
             _write_synced(staging / fname, data)
-        _fsync_dir(staging)
+        fsync_dir(staging)
         final = self.version_dir(manifest.name, manifest.version)
         if final.exists():  # a re-install of the same version: the new, verified copy wins
             shutil.rmtree(final)
         os.replace(staging, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
     def discard(self, path: Path) -> None:
@@ -244,14 +245,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def state_dict(state: RolloutState) -> dict[str, Any]:

@@ -67,11 +67,13 @@ class ShadowRun:
             if entry is None or entry[0] is not sink:
                 entry = self._logics[id(sink)] = (sink, self.build(sink.name, self.model))
             logic = entry[1]
+            paired = getattr(sink, "paired", None)  # a microphone paired with a camera records the camera's clip
+            source = paired.name if paired is not None else sink.name
             for w, s in zip(item.windows, own, strict=True):
                 for tr in logic.update(w.time, s, w.samples):
                     ev = tr.event
                     end = sink.wall_of(ev.until) if tr.kind == "end" else None
-                    heard.append(ShadowEvent(sink.name, ev.label, tr.kind, sink.wall_of(ev.start), end))
+                    heard.append(ShadowEvent(source, ev.label, tr.kind, sink.wall_of(ev.start), end))
         with self._lock:
             self.windows += len(windows)
             self.scored += sum(not w.silent for w in windows)

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from minio import Minio
 
+from edge_media.privacy.feedback import write_atomic
 from edge_media.rollout.release import (
     MANIFEST_FILE,
     SIGNATURE_FILE,
@@ -52,12 +53,7 @@ class DirTarget:
     def put(self, key: str, data: bytes) -> None:
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, data)  # a hub reading the share never sees half a file
 
     def get(self, key: str) -> bytes:
         return (self.root / key).read_bytes()

@@ -62,8 +62,8 @@ BASE_COUNTS = {**{label: 150 for label in dataset.PRODUCT}, "background": 1500, 
 # The shipped sample clips as a (tiny) held-out real set, for machines without the Debian packages.
 SAMPLE_LABELS = {"dog_bark_tuxpaint.ogg": "dog_bark", "glass_icecrash_supertux.ogg": "glass_break",
                  "scream_wilhelm_supertuxkart.ogg": "scream", "siren_firetruck_tuxpaint.flac": "siren",
-                 "smoke_alarm_t3_synthetic.flac": "smoke_co_alarm",
-                 "background_alarm_clock_freedesktop.oga": "background", "quiet_room_synthetic.flac": "background"}
+                 "smoke_alarm_t3_synthetic.ogg": "smoke_co_alarm",
+                 "background_alarm_clock_freedesktop.oga": "background", "quiet_room_synthetic.ogg": "background"}
 
 
 def log(msg: str) -> None:

@@ -2,13 +2,13 @@
 
     python models/audio_events/smoke_samples.py
 
-* ``smoke_alarm_t3_synthetic.flac``: a temporal-three smoke alarm (ISO 8201: three 0.5 s pulses, 0.5 s apart,
-  then 1.5 s of quiet) at 3.1 kHz, three cycles, in a small room (RT60 0.4 s) over fan hum 30 dB down.
+* ``smoke_alarm_t3_synthetic.ogg``: a temporal-three smoke alarm (ISO 8201: three 0.5 s pulses, 0.5 s apart,
+  then 1.5 s of quiet) at 3.1 kHz, from 1 s to 10 s, in a small room (RT60 0.4 s) over fan hum 30 dB down.
   A model that does not raise ``smoke_co_alarm`` on it must never reach a hub.
-* ``quiet_room_synthetic.flac``: 12 s of fan and mains hum at -45 dBFS, above the silence gate so the model
+* ``quiet_room_synthetic.ogg``: 8 s of fan and mains hum at -45 dBFS, above the silence gate so the model
   runs on every window. A model that raises any event on it must never reach a hub.
 
-Fixed recipe and seed (no random phase): the files are the same bytes on every run.
+Fixed recipe and seed (no random phase). Ogg Opus at 24 kbit/s keeps them small (the repository's sample budget).
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ import synth  # noqa: E402
 SR = 16000
 SEED = 8201
 OUT = HERE / "samples"
-ALARM, QUIET = "smoke_alarm_t3_synthetic.flac", "quiet_room_synthetic.flac"
+ALARM, QUIET = "smoke_alarm_t3_synthetic.ogg", "quiet_room_synthetic.ogg"
 
 
-def t3_alarm(seconds: float = 14.0, onset_s: float = 1.0, f0: float = 3100.0) -> np.ndarray:
+def t3_alarm(seconds: float = 10.0, onset_s: float = 1.0, f0: float = 3100.0) -> np.ndarray:
     n = int(seconds * SR)
     t = np.arange(n) / SR
     phase = (t - onset_s) % 4.0  # T3 cycle: on 0-0.5, 1-1.5, 2-2.5; quiet 2.5-4
@@ -54,9 +54,24 @@ def alarm_clip(rng: np.random.Generator) -> np.ndarray:
     return synth.set_level(synth.mix_at_snr(x, bed, 30.0), -22.0)
 
 
-def quiet_clip(rng: np.random.Generator, seconds: float = 12.0) -> np.ndarray:
+def quiet_clip(rng: np.random.Generator, seconds: float = 8.0) -> np.ndarray:
     n = int(seconds * SR)
     return synth.set_level(synth.fan_hum(n, rng) + synth.room_tone(n, rng, -60.0), -45.0)
+
+
+def opus_bytes(x: np.ndarray, bitrate: int = 24000) -> bytes:
+    """Mono Ogg Opus (the repository keeps its sample clips small; the smoke test decodes them as a hub would)."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=SR, layout="mono")
+        stream.bit_rate = bitrate
+        pcm = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+        for i in range(0, len(pcm), 3200):
+            frame = av.AudioFrame.from_ndarray(pcm[None, i:i + 3200], format="s16", layout="mono")
+            frame.sample_rate = SR
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
 
 
 def flac_bytes(x: np.ndarray) -> bytes:
@@ -76,7 +91,7 @@ def flac_bytes(x: np.ndarray) -> bytes:
 def main() -> None:
     rng = np.random.default_rng(SEED)
     for name, clip in ((ALARM, alarm_clip(rng)), (QUIET, quiet_clip(rng))):
-        (OUT / name).write_bytes(flac_bytes(clip))
+        (OUT / name).write_bytes(opus_bytes(clip))
         print(f"wrote {OUT / name} ({len(clip) / SR:.1f} s)")
 
 
