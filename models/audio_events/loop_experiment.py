@@ -95,7 +95,7 @@ def send_feedback(events: list[dict], clips: list, work: Path, server: MotoServe
                                  predicted=ev["label"], score=ev["score"], corrected="nothing",
                                  model_name="audio_events", model_version=version, month="2026-11")
         queue.queue(prepared)
-    store = server.store()
+    store = server.info.store()
     store.ensure_bucket()
     sent = FeedbackSender(queue, store).send_pass(limit=10_000)
     log(f"feedback sent: {sent}")
@@ -142,7 +142,7 @@ def main() -> None:
         server = MotoServer().start()
         try:
             bucket = send_feedback(events, home, work, server, parent.version)
-            samples = list(FeedbackBucket(server.client(), bucket).samples())
+            samples = list(FeedbackBucket(server.info.client(), bucket).samples())
             log(f"partner bucket: {len(samples)} samples")
             outcome = retrain.retrain(samples, parent_dir=HERE.parent, version=args.version, out=work / "release",
                                       base="real", heldout="test-split")
