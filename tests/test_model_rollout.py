@@ -24,8 +24,9 @@ from edge_media.privacy.feedback import FeedbackQueue
 from edge_media.privacy.feedback_send import FeedbackSender
 from edge_media.privacy.identity import load_or_create_secret
 from edge_media.privacy.notices import Purpose
-from edge_media.rollout import ModelReleases, ReleaseError, RolloutStore, build_source
+from edge_media.rollout.manager import ModelReleases, build_source
 from edge_media.rollout.release import (
+    ReleaseError,
     cohort_position,
     in_cohort,
     load_public_key,
@@ -33,7 +34,7 @@ from edge_media.rollout.release import (
     sign,
     verify_manifest,
 )
-from edge_media.rollout.store import RELEASE_FILE, RELEASE_SIG
+from edge_media.rollout.store import RELEASE_FILE, RELEASE_SIG, RolloutStore
 from edge_media.service.audio_slot import AudioModelSlot
 from edge_media.service.context import HubContext
 from edge_media.service.hub import Service
@@ -481,3 +482,21 @@ def test_the_smoke_test_clips_ship_in_the_wheel():
     for case in CASES:  # an installed hub without them would refuse every release
         assert shipped[f"models/audio_events/samples/{case.file}"] == \
             f"edge_media/_models/audio_events/samples/{case.file}"
+
+
+def test_an_owners_erasure_removes_their_sources_from_the_event_ledger(tmp_path, signing_key, capsys):
+    extra = ('[[cameras]]\nname = "porch"\nowner = "alice"\nrecord_url = "rtsp://127.0.0.1:1/x"\n'
+             '[[cameras]]\nname = "yard"\nowner = "bob"\nrecord_url = "rtsp://127.0.0.1:1/y"\n')
+    config_path = hub_config(tmp_path, signing_key, "", extra=extra)
+    config = load_config(config_path)
+    ctx = HubContext.open(config)
+    store = RolloutStore(ctx.db, config.models_path)
+    for camera in ("porch", "yard"):
+        store.add_event("audio_events", "1.2.0", "active", ctx.camera_hash(camera), "dog_bark", 100.0)
+    yard = ctx.camera_hash("yard")
+    ctx.close()
+    assert cli(capsys, "storage", "erase", "--config", str(config_path), "--owner", "alice", "--yes")[0] == 0
+    db = Database(tmp_path / "data" / "edge-media.db")
+    rows = db.query("SELECT source_hash FROM model_events")
+    db.close()
+    assert [r["source_hash"] for r in rows] == [yard], "alice's events are gone, bob's stay"

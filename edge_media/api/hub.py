@@ -8,7 +8,7 @@ from uploader.outbox import Outbox
 
 from ..config import Config
 from ..privacy import OwnerRights
-from ..rollout import ModelReleases
+from ..rollout.manager import ModelReleases
 from ..service.bus import HubBus
 from ..service.context import HubContext
 from ..service.live import LiveStatus

@@ -13,7 +13,8 @@ from uploader.db import Database
 
 from ..config import load_config
 from ..privacy.identity import load_or_create_secret
-from ..rollout import ModelReleases, RolloutStore, build_source
+from ..rollout.manager import ModelReleases, build_source
+from ..rollout.store import RolloutStore
 from .format import iso_utc, print_json, table
 from .users import open_db
 

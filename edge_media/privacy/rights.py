@@ -29,6 +29,7 @@ from uploader.index import ClipIndex
 from uploader.outbox import Outbox
 
 from ..errors import EdgeMediaError
+from ..rollout.store import RolloutStore
 from .consent import ConsentLedger
 from .feedback import create_schema, delete_for_owner, discard_for_owner, disclosures_json, spool_of
 from .flags import Flags
@@ -187,6 +188,7 @@ class OwnerRights:
                     p.unlink(missing_ok=True)
             index_rows = ClipIndex.delete_for_owner(conn, scope.owner)
             flags = Flags.delete_for_owner(conn, scope.owner)
+            RolloutStore.delete_events(conn, scope.cameras.values())
             samples = delete_for_owner(conn, scope.owner)
             audit.delete_for_owner(conn, scope.owner, key_prefixes=scope.prefixes)
             audit.record(conn, "erase", detail=f"{len(keys)} objects, {len(spool_clips)} spool clips")

@@ -230,6 +230,21 @@ class RolloutStore:
                          " AND label = ? AND abs(start - ?) < 0.01 AND end IS NULL",
                          (end, name, role, source_hash, label, start))
 
+    @staticmethod
+    def delete_events(conn: sqlite3.Connection, source_hashes: Iterable[str]) -> int:
+        """An owner's erasure: the event ledger's rows of their sources (when events happened at home)."""
+        hashes = list(source_hashes)
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_events'").fetchone()
+        if not exists or not hashes:
+            return 0
+        marks = ", ".join("?" * len(hashes))
+        return conn.execute(f"DELETE FROM model_events WHERE source_hash IN ({marks})", hashes).rowcount
+
+    def prune_events(self, before: float) -> int:
+        """Rows older than any shadow or watch window can look back: they decide nothing any more."""
+        with self.db.tx() as conn:
+            return conn.execute("DELETE FROM model_events WHERE start < ?", (before,)).rowcount
+
     def events(self, name: str, version: str, role: str, since: float | None = None) -> list[sqlite3.Row]:
         return self.db.query("SELECT source_hash, label, start, end FROM model_events WHERE name = ? AND version = ?"
                              " AND role = ? AND start >= ? ORDER BY start",

@@ -142,6 +142,7 @@ class ModelRollout:
         self.flag_spans = flag_spans if flag_spans is not None else CatalogFlagSpans(ctx)
         self._notices: queue.SimpleQueue[tuple[EventNotice, str]] = queue.SimpleQueue()
         self._shadow_version: str | None = None
+        self._pruned = 0.0
         self._checker: threading.Thread | None = None
 
     # -- wiring ------------------------------------------------------------------------------------------
@@ -160,6 +161,10 @@ class ModelRollout:
 
     def tick(self) -> None:
         self._record_events()
+        now = self.clock()
+        if now - self._pruned > 3600:  # the ledger keeps what a shadow run or a watch can still look back on
+            self._pruned = now
+            self.store.prune_events(now - 2 * self.cfg.watch_s - self.cfg.shadow_s - 86400)
         self._follow_active(self.releases.state())
         state = self.releases.state()
         if state.phase == "shadow" and state.candidate is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 
-from ...rollout import ModelReleases
+from ...rollout.manager import ModelReleases
 from ...service.flagging import audio_event_labels
 from ...service.metrics import CONTENT_TYPE
 from ..auth import Auth, Owner, State, own_source, sources
