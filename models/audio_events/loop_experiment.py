@@ -89,7 +89,7 @@ def send_feedback(events: list[dict], clips: list, work: Path, server: MotoServe
         path = media / f"{n}.flac"
         if not path.exists():
             c = clips[ev["clip"]]
-            path.write_bytes(smoke_samples.flac_bytes(home_eval.at_level(c.audio, ev["level_dbfs"])))
+            path.write_bytes(smoke_samples.encoded(home_eval.at_level(c.audio, ev["level_dbfs"])))
         span = (ev["start_s"], min(ev["start_s"] + 4.0, len(clips[ev["clip"]].audio) / SR))
         prepared = queue.prepare(OWNER, Purpose.MISDETECTION_FEEDBACK, path, label=ev["label"], span=span,
                                  predicted=ev["label"], score=ev["score"], corrected="nothing",

@@ -8,7 +8,8 @@
 * ``quiet_room_synthetic.ogg``: 8 s of fan and mains hum at -45 dBFS, above the silence gate so the model
   runs on every window. A model that raises any event on it must never reach a hub.
 
-Fixed recipe and seed (no random phase). Ogg Opus at 24 kbit/s keeps them small (the repository's sample budget).
+Fixed recipe and seed (no random phase): the decoded audio is the same on every run (the Ogg stream serial number
+is not). Ogg Opus at 24 kbit/s keeps them small (the repository's sample budget).
 """
 from __future__ import annotations
 
@@ -59,12 +60,14 @@ def quiet_clip(rng: np.random.Generator, seconds: float = 8.0) -> np.ndarray:
     return synth.set_level(synth.fan_hum(n, rng) + synth.room_tone(n, rng, -60.0), -45.0)
 
 
-def opus_bytes(x: np.ndarray, bitrate: int = 24000) -> bytes:
-    """Mono Ogg Opus (the repository keeps its sample clips small; the smoke test decodes them as a hub would)."""
+def encoded(x: np.ndarray, codec: str = "flac") -> bytes:
+    """Mono 16 kHz audio as FLAC (lossless, no tags) or, with ``codec="libopus"``, Ogg Opus at 24 kbit/s (the
+    repository keeps its sample clips small; the smoke test decodes them as a hub would)."""
     buf = io.BytesIO()
-    with av.open(buf, "w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=SR, layout="mono")
-        stream.bit_rate = bitrate
+    with av.open(buf, "w", format="flac" if codec == "flac" else "ogg") as out:
+        stream = out.add_stream(codec, rate=SR, layout="mono")
+        if codec != "flac":
+            stream.bit_rate = 24000
         pcm = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
         for i in range(0, len(pcm), 3200):
             frame = av.AudioFrame.from_ndarray(pcm[None, i:i + 3200], format="s16", layout="mono")
@@ -74,24 +77,10 @@ def opus_bytes(x: np.ndarray, bitrate: int = 24000) -> bytes:
     return buf.getvalue()
 
 
-def flac_bytes(x: np.ndarray) -> bytes:
-    """16-bit mono FLAC, no tags."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="flac") as out:
-        stream = out.add_stream("flac", rate=SR, layout="mono")
-        pcm = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
-        for i in range(0, len(pcm), 4096):
-            frame = av.AudioFrame.from_ndarray(pcm[None, i:i + 4096], format="s16", layout="mono")
-            frame.sample_rate = SR
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return buf.getvalue()
-
-
 def main() -> None:
     rng = np.random.default_rng(SEED)
     for name, clip in ((ALARM, alarm_clip(rng)), (QUIET, quiet_clip(rng))):
-        (OUT / name).write_bytes(opus_bytes(clip))
+        (OUT / name).write_bytes(encoded(clip, "libopus"))
         print(f"wrote {OUT / name} ({len(clip) / SR:.1f} s)")
 
 
