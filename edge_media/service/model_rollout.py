@@ -41,6 +41,7 @@ from .context import HubContext
 
 log = logging.getLogger(__name__)
 
+STATS_EVERY_S = 30.0
 MATCH_S = 2.0  # a shadow event this close to a flagged event of the same source and label is the same sound
 
 
@@ -143,6 +144,7 @@ class ModelRollout:
         self._notices: queue.SimpleQueue[tuple[EventNotice, str]] = queue.SimpleQueue()
         self._shadow_version: str | None = None
         self._pruned = 0.0
+        self._stats_saved = 0.0
         self._checker: threading.Thread | None = None
 
     # -- wiring ------------------------------------------------------------------------------------------
@@ -243,8 +245,7 @@ class ModelRollout:
         stats = {"windows": run.windows, "scored": run.scored, "since": state.phase_since,
                  "candidate_starts": dict(run.starts)}
         if self.clock() - state.phase_since < self.cfg.shadow_s or run.scored < self.cfg.shadow_min_windows:
-            if _changed(state, stats):
-                self.store.set_stats(NAME, stats)
+            self._save_stats(state, stats)
             return
         verdict = self._shadow_figures(state, self.slot.active.version)
         stats |= verdict.figures
@@ -315,8 +316,15 @@ class ModelRollout:
             removed = self.store.prune(NAME, self.cfg.keep_versions, (state.active, state.previous))
             if removed:
                 self.store.update(NAME, "pruned", f"removed {', '.join(removed)} from disk")
-        elif _changed(state, stats):
-            self.store.set_stats(NAME, {**state.stats, **stats})
+        else:
+            self._save_stats(state, {**state.stats, **stats})
+
+    def _save_stats(self, state: RolloutState, stats: dict[str, Any]) -> None:
+        """Progress for ``models status``: written when it changed, at most every STATS_EVERY_S."""
+        now = self.clock()
+        if _changed(state, stats) and now - self._stats_saved >= STATS_EVERY_S:
+            self._stats_saved = now
+            self.store.set_stats(NAME, stats)
 
     # -- periodic check ----------------------------------------------------------------------------------
 
