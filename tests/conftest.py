@@ -10,7 +10,7 @@ from uploader.db import Database
 
 from media import make_source
 
-pytest_plugins = ["s3_fixtures", "mqtt_fixtures", "webhook_fixtures"]
+pytest_plugins = ["s3_fixtures", "mqtt_fixtures", "webhook_fixtures", "fault_report"]
 
 
 @pytest.fixture(scope="session")
