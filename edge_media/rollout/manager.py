@@ -11,6 +11,7 @@ the release and the reason, is logged in ``model_log`` and leaves the running mo
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ..audio.model import MANIFEST_NAME, AudioEventModel
 from ..config import Config
 from ..config.storage import S3Config
 from ..errors import EdgeMediaError, UsageError
-from ..model_files import ModelIntegrityError, file_sha256, load_model_entry
+from ..model_files import ModelIntegrityError, file_sha256, models_dir, read_manifest
 from .release import MANIFEST_FILE as RELEASE_MANIFEST
 from .release import (
     MAX_MANIFEST_BYTES,
@@ -61,10 +62,16 @@ class Offer:
 
 
 def shipped_version() -> str:
-    """The audio model shipped with this edge-media (``models/manifest.json``)."""
+    """The audio model shipped with this edge-media (``models/manifest.json``). The control loop asks every tick:
+    read once per models directory (its sha256 is checked where the model is loaded, not here)."""
+    return _manifest_version(str(models_dir()))
+
+
+@functools.cache
+def _manifest_version(directory: str) -> str:
     try:
-        return load_model_entry(NAME).version
-    except ModelIntegrityError:
+        return str(read_manifest(Path(directory))["models"][NAME]["version"])
+    except (ModelIntegrityError, KeyError, TypeError):
         return "0.0.0"
 
 
@@ -184,7 +191,7 @@ class ModelReleases:
                 continue
             status = statuses.get(version)
             try:
-                manifest = self._verified_manifest(source, version)
+                manifest = self._verified_manifest(source, version)[0]
             except (ReleaseError, TooLarge) as exc:
                 offers.append(Offer(version, f"unusable: {exc}"))
                 continue
@@ -198,12 +205,15 @@ class ModelReleases:
                 offers.append(Offer(version, "available", manifest))
         return offers
 
-    def _verified_manifest(self, source: ReleaseSource, version: str) -> ReleaseManifest:
+    def _verified_manifest(self, source: ReleaseSource, version: str) -> tuple[ReleaseManifest, bytes, bytes]:
+        """The release's manifest once its signature verified, with the signed bytes and the signature."""
         signed = source.read(NAME, version, RELEASE_MANIFEST, MAX_MANIFEST_BYTES)
         if signed is None:
             raise ReleaseError(f"release {NAME} {version} has no {RELEASE_MANIFEST}")
         signature = source.read(NAME, version, SIGNATURE_FILE, 4096)
-        return verify_manifest(signed, signature, self.keys, name=NAME, version=version)
+        manifest = verify_manifest(signed, signature, self.keys, name=NAME, version=version)
+        assert signature is not None  # verify_manifest refuses a missing one
+        return manifest, signed, signature
 
     def install(self, version: str | None = None, *, shadow: bool = True) -> ReleaseManifest:
         """Download, verify, check and smoke-test a release, then make it the candidate (or, with
@@ -246,11 +256,7 @@ class ModelReleases:
         return self._stage(manifest, shadow)
 
     def _download(self, source: ReleaseSource, version: str) -> tuple[ReleaseManifest, bytes, bytes, Path]:
-        signed = source.read(NAME, version, RELEASE_MANIFEST, MAX_MANIFEST_BYTES)
-        signature = source.read(NAME, version, SIGNATURE_FILE, 4096)
-        if signed is None:
-            raise ReleaseError(f"release {NAME} {version} has no {RELEASE_MANIFEST}")
-        manifest = verify_manifest(signed, signature, self.keys, name=NAME, version=version)
+        manifest, signed, signature = self._verified_manifest(source, version)
         self.store.clean_staging(NAME)
         staging = self.store.staging_dir(NAME)
         model = staging / manifest.file
@@ -264,7 +270,6 @@ class ModelReleases:
         except (ReleaseError, TooLarge, SourceUnavailable):
             self.store.discard(staging)
             raise
-        assert signature is not None  # verify_manifest refuses a missing one
         return manifest, signed, signature, staging
 
     def _check_compatible(self, manifest: ReleaseManifest) -> None:
@@ -274,12 +279,12 @@ class ModelReleases:
         if missing:
             named = "; ".join(f"{label} (in {', '.join(places)})" for label, places in sorted(missing.items()))
             raise ReleaseError(f"{what} lacks labels this hub's config uses: {named}; refused")
-        running = self.load(self.state().active) if self.state().active else self.load(None)
-        if (manifest.sample_rate, manifest.window_samples) != (running.info.sample_rate,
-                                                                running.info.window_samples):
+        active = self.state().active  # its runtime entry says enough: no onnxruntime session for two numbers
+        entry = read_manifest(self.store.version_dir(NAME, active) if active else None)["models"][NAME]
+        rate, window = int(entry["sample_rate"]), int(entry["window_samples"])
+        if (manifest.sample_rate, manifest.window_samples) != (rate, window):
             raise ReleaseError(f"{what} takes {manifest.window_samples} samples at {manifest.sample_rate} Hz, the "
-                               f"running model {running.info.window_samples} at {running.info.sample_rate} Hz: "
-                               "it cannot be swapped in; refused")
+                               f"running model {window} at {rate} Hz: it cannot be swapped in; refused")
 
     def _smoke(self, manifest: ReleaseManifest, directory: Path) -> None:
         try:

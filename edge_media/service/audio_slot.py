@@ -56,12 +56,10 @@ class ShadowRun:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def hear(self, items: Sequence[AudioWindows], windows: list[Window]) -> None:
-        scores = iter(score_windows(self.model, windows))
+        scores = iter(_checked(score_windows(self.model, windows)))
         heard = []
         for item in items:
             own = [next(scores) for _ in item.windows]
-            if any(s is not None and not np.all(np.isfinite(s)) for s in own):
-                raise FloatingPointError("non-finite scores")
             sink = item.sink
             entry = self._logics.get(id(sink))
             if entry is None or entry[0] is not sink:

@@ -30,7 +30,7 @@ from ..config import Config
 from ..errors import EdgeMediaError
 from ..model_files import ModelIntegrityError
 from ..privacy.flags import MOTION, Flag, Flags
-from ..rollout.manager import NAME, ModelReleases, NoRelease, build_source
+from ..rollout.manager import NAME, ModelReleases, NoRelease, build_source, shipped_version
 from ..rollout.release import ReleaseError
 from ..rollout.source import SourceUnavailable
 from ..rollout.store import RolloutState, RolloutStore
@@ -203,7 +203,7 @@ class ModelRollout:
         if failure is not None and state.active == failure[0]:
             self.releases.rollback(f"automatic: the model failed in use ({failure[1]})")
             state = self.releases.state()
-        wanted = state.active or self._shipped_version()
+        wanted = state.active or shipped_version()
         if self.slot.active.version == wanted or self.slot.pending:
             return
         try:
@@ -215,11 +215,6 @@ class ModelRollout:
         fallback = self.slot.active if state.phase == "watch" else None
         self.slot.request_swap(model, fallback=fallback)
         log.info("audio model %s: swapping in (was %s)", wanted, self.slot.active.version)
-
-    def _shipped_version(self) -> str:
-        from ..rollout.manager import shipped_version
-
-        return shipped_version()
 
     # -- shadow ------------------------------------------------------------------------------------------
 
@@ -290,7 +285,7 @@ class ModelRollout:
     def _watch(self, state: RolloutState) -> None:
         assert state.active is not None and state.phase_since is not None
         since = state.phase_since
-        previous = state.previous or self._shipped_version()
+        previous = state.previous or shipped_version()
         new_events = self.store.events(NAME, state.active, "active", since)
         base_events = [e for e in self.store.events(NAME, previous, "active", since - self.cfg.watch_s)
                        if e["start"] < since]
