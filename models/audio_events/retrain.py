@@ -73,9 +73,22 @@ def log(msg: str) -> None:
 
 # -- feedback -------------------------------------------------------------------------------------------
 
+def _slice_position(sample_id: str) -> int:
+    return int(hashlib.sha256(sample_id.encode()).hexdigest()[:8], 16) % 10000
+
+
 def heldout_slice(sample_id: str, percent: float) -> bool:
     """Deterministic by id: the same sample is in the same part on every run and every machine."""
-    return int(hashlib.sha256(sample_id.encode()).hexdigest()[:8], 16) % 10000 < percent * 100
+    return _slice_position(sample_id) < percent * 100
+
+
+def split_feedback(items: list[Labelled], percent: float) -> tuple[list[Labelled], list[Labelled]]:
+    """(to train on, held out). A small set can draw an empty slice, and then the gate cannot show the new model
+    is better: with two or more samples the one nearest the slice is held out instead."""
+    held = [i for i in items if heldout_slice(i.sample_id, percent)]
+    if not held and len(items) >= 2 and percent > 0:
+        held = [min(items, key=lambda i: _slice_position(i.sample_id))]
+    return [i for i in items if i not in held], held
 
 
 @dataclass(frozen=True)
@@ -288,8 +301,7 @@ def retrain(samples: list[FeedbackSample], *, parent_dir: Path, version: str, ou
     proto = onnx.load(parent_model.info.path)
     embedder = finetune.Embedder(proto)
     items = labelled(samples)
-    train_items = [i for i in items if not heldout_slice(i.sample_id, slice_percent)]
-    slice_items = [i for i in items if heldout_slice(i.sample_id, slice_percent)]
+    train_items, slice_items = split_feedback(items, slice_percent)
     log(f"feedback: {len(samples)} samples, {len(items)} labelled: {len(train_items)} to train on, "
         f"{len(slice_items)} held out")
     ef, yf, wf = feedback_arrays(train_items, embedder, labels, product)
