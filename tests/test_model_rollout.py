@@ -480,6 +480,17 @@ def test_a_config_with_a_bad_public_key_names_the_field(tmp_path):
         load_config(bad)
 
 
+def test_bad_input_to_the_new_commands_is_one_line_and_exit_2(tmp_path, signing_key, capsys):
+    _, source = dir_source(tmp_path)
+    config = hub_config(tmp_path, signing_key, source)
+    code, _, err = cli(capsys, "models", "install", "--config", str(config), "--version", "../../etc")
+    assert code == 2 and err.count("\n") == 1 and "not a release version" in err
+    with pytest.raises(SystemExit) as exit_:
+        publish.main(["rollout", "--key", str(tmp_path / "none.pem"), "--version", "1.2.1", "--percent", "5",
+                      "--dir", str(tmp_path)])
+    assert exit_.value.code == 2 and "not a readable unencrypted Ed25519 PEM private key" in capsys.readouterr().err
+
+
 def test_status_is_readable_with_nothing_installed(tmp_path, signing_key, capsys):
     config = hub_config(tmp_path, signing_key, "")
     code, text, _ = cli(capsys, "models", "status", "--config", str(config))

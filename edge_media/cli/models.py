@@ -12,8 +12,10 @@ from pathlib import Path
 from uploader.db import Database
 
 from ..config import load_config
+from ..errors import UsageError
 from ..privacy.identity import load_or_create_secret
 from ..rollout.manager import ModelReleases, build_source
+from ..rollout.release import is_version
 from ..rollout.store import RolloutStore
 from .format import iso_utc, print_json, table
 from .users import open_db
@@ -70,6 +72,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
+    if args.version is not None and not is_version(args.version):
+        raise UsageError(f"--version: {args.version!r} is not a release version (MAJOR.MINOR.PATCH, e.g. 1.2.1)")
     releases, db = _releases(args.config)
     try:
         manifest = releases.install(args.version, shadow=not args.no_shadow)

@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         path, public = new_key(args.out)
         print(f"wrote {path} (keep it off hubs)\npublic key for [models] public_keys:\n{public}")
         return 0
-    key = private_key_from_bytes(args.key.read_bytes())
+    try:
+        key = private_key_from_bytes(args.key.read_bytes())
+    except (OSError, ValueError, TypeError) as exc:
+        ap.error(f"--key {args.key}: not a readable unencrypted Ed25519 PEM private key ({exc})")
     target = _target(args)
     if args.command == "publish":
         manifest = ReleaseManifest.model_validate(json.loads(args.manifest.read_text()))
