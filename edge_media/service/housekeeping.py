@@ -8,12 +8,18 @@ refusal is audited and logged too.
 Clips being written count: the recorder asks :meth:`SpoolQuota.make_room` before each new fragment
 of an open clip (and before opening one), with the bytes it may add; if the policy cannot make that
 room, the clip ends there (or does not start). So the quota holds while a clip grows, not only
-once it is queued.
+once it is queued. Room granted is held for its source until it asks again or its clip ends
+(:meth:`SpoolQuota.release`): cameras recording at once cannot each be promised the same free bytes.
+
+The quota is also bounded by the disk: the spool never takes the last :func:`disk_reserve` bytes of its file
+system. A full disk would otherwise stop SQLite (the outbox could not even mark an upload started, so nothing
+would ever be uploaded to free it) and every other writer on the hub; the fault suite's disk-full test showed it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -27,6 +33,13 @@ from uploader.outbox import Outbox
 log = logging.getLogger(__name__)
 
 RESUME_FRACTION = 0.9  # stop-recording resumes below 90 % of the quota (no flapping at the edge)
+MIB = 1 << 20
+
+
+def disk_reserve(fs_bytes: int) -> int:
+    """Bytes of the spool's file system the spool leaves free for SQLite, the feedback spool and logs: 5 % of it,
+    at least 4 MiB (a small card still has room for the databases' journals) and at most 256 MiB."""
+    return min(max(fs_bytes // 20, 4 * MIB), 256 * MIB)
 
 
 class SpoolQuota:
@@ -37,6 +50,7 @@ class SpoolQuota:
         self.dropped = 0
         self.refused = 0  # clips refused or cut short for lack of room
         self._lock = threading.Lock()  # reader threads of every camera call in
+        self._granted: dict[str, int] = {}  # room promised to each source's open clip, not on disk yet
 
     def admit(self, *, owner: str, source: str, source_hash: str) -> bool:
         """May ``source`` open a new clip? Under ``stop-recording`` while over quota: no, audited once
@@ -50,17 +64,38 @@ class SpoolQuota:
 
     def make_room(self, nbytes: int, *, owner: str, source: str, source_hash: str) -> bool:
         """An open (or opening) clip of ``source`` is about to add up to ``nbytes``: True when the spool
-        has, or the policy frees, that room; False (audited) when the clip must end or not start."""
+        has, or the policy frees, that room beside the room other sources' open clips hold; False (audited)
+        when the clip must end or not start. A grant replaces the source's previous one: by its next request,
+        what the previous one covered is on disk or part of the new request."""
         with self._lock:
-            if self.spool.usage_bytes() + nbytes <= self.quota:
-                return True
-            self._enforce(extra=nbytes)
-            if self.spool.usage_bytes() + nbytes <= self.quota:
+            self._granted.pop(source, None)
+            if self._usage() + nbytes > self._limit():
+                self._enforce(extra=nbytes)
+            if self._usage() + nbytes <= self._limit():
+                self._granted[source] = nbytes
                 return True
             if self.recording_allowed and self.policy == "stop-recording":
-                self._stop_recording(self.spool.usage_bytes() + nbytes)
+                self._stop_recording(self._usage() + nbytes)
         self._refuse(owner, source, source_hash, "clip ended or not started: no room left")
         return False
+
+    def release(self, source: str) -> None:
+        """``source``'s clip ended: the room it held is on disk now (counted there), or was never used."""
+        with self._lock:
+            self._granted.pop(source, None)
+
+    def _usage(self) -> int:
+        """Spool bytes plus the room open clips hold: what the spool holds once they have written it."""
+        return self.spool.usage_bytes() + sum(self._granted.values())
+
+    def _limit(self) -> int:
+        """The quota, or less when the disk holds less: what the spool may hold on disk right now."""
+        try:
+            st = os.statvfs(self.spool.root)
+        except OSError:
+            return self.quota
+        room = self.spool.usage_bytes() + st.f_bavail * st.f_frsize - disk_reserve(st.f_blocks * st.f_frsize)
+        return min(self.quota, max(room, 0))
 
     def _refuse(self, owner: str, source: str, source_hash: str, what: str) -> None:
         self.refused += 1
@@ -75,45 +110,49 @@ class SpoolQuota:
             self._enforce()
 
     def _enforce(self, extra: int = 0) -> None:
-        usage = self.spool.usage_bytes() + extra
-        if usage <= self.quota:
-            if not self.recording_allowed and usage < self.quota * RESUME_FRACTION:
+        usage, limit = self._usage() + extra, self._limit()
+        if usage <= limit:
+            if not self.recording_allowed and usage < limit * RESUME_FRACTION:
                 self.recording_allowed = True
                 log.warning("spool below quota again (%d bytes); recording resumes", usage)
             return
-        usage = self._evict_local_copies(usage)
-        if usage <= self.quota:
+        usage = self._evict_local_copies(usage, limit)
+        if usage <= limit:
             return
         if self.policy == "drop-oldest":
-            self._drop_oldest(usage)
+            self._drop_oldest(usage, limit)
         elif self.recording_allowed:
-            self._stop_recording(usage)
+            self._stop_recording(usage, limit)
 
-    def _stop_recording(self, usage: int) -> None:
+    def _stop_recording(self, usage: int, limit: int | None = None) -> None:
         self.recording_allowed = False
-        log.error("spool over quota (%d of %d bytes) and policy is stop-recording: "
-                  "no new clips until uploads catch up", usage, self.quota)
+        log.error("spool over quota (%d of %d bytes%s) and policy is stop-recording: "
+                  "no new clips until uploads catch up", usage, *self._quota_text(limit))
 
-    def _evict_local_copies(self, usage: int) -> int:
+    def _quota_text(self, limit: int | None) -> tuple[int, str]:
+        limit = self._limit() if limit is None else limit
+        return limit, ("" if limit >= self.quota else "; the disk is nearly full")
+
+    def _evict_local_copies(self, usage: int, limit: int) -> int:
         index = ClipIndex(self.db)
         for copy in index.list_local_copies():
-            if usage <= self.quota:
+            if usage <= limit:
                 break
             usage -= _forget_local_copy(index, copy.key, copy.path)
         return usage
 
-    def _drop_oldest(self, usage: int) -> None:
+    def _drop_oldest(self, usage: int, limit: int) -> None:
         freed, count = 0, 0
         for item in self.outbox.pending():
-            if usage - freed <= self.quota:
+            if usage - freed <= limit:
                 break
             if self.outbox.drop(item.clip_id, "spool over quota (drop-oldest)") is None:
                 continue  # being uploaded right now: it frees itself
             freed += _unlink(item.clip_path) + _unlink(item.sidecar_path)
             count += 1
         self.dropped += count
-        log.warning("spool over quota (%d of %d bytes): dropped the %d oldest unsent clips (%d bytes)",
-                    usage, self.quota, count, freed)
+        log.warning("spool over quota (%d of %d bytes%s): dropped the %d oldest unsent clips (%d bytes)",
+                    usage, *self._quota_text(limit), count, freed)
 
 
 def expire_local_copies(db: Database, *, keep_days: float, now: float | None = None) -> int:
