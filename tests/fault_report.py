@@ -69,11 +69,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_line(_table())
     out = config.getoption("--faults-report")
     if out:
-        path = Path(out)
-        path.mkdir(parents=True, exist_ok=True)
-        variant = "long (-m faults)" if long_variant(config) else "short (plain run)"
-        head = (f"# Fault suite figures\n\nWritten by `pytest -m faults --faults-report {out}` on "
-                f"{time.strftime('%Y-%m-%d', time.gmtime())} ({variant}; {platform.machine()}, Python "
-                f"{platform.python_version()}). Targets are the issue's; every row is measured in the run.\n\n")
-        (path / "faults.md").write_text(head + _table() + "\n")
-        (path / "faults.json").write_text(json.dumps([asdict(f) for f in _FIGURES], indent=2) + "\n")
+        _write(Path(out), long_variant(config))
+
+
+def _write(path: Path, long: bool) -> None:
+    """Merge this run's rows into DIR/faults.json (a test that ran replaces its old rows), so long runs of single
+    files add up to one table; then write faults.md from it."""
+    path.mkdir(parents=True, exist_ok=True)
+    variant = "long (-m faults)" if long else "short (plain run)"
+    stamp = f"{time.strftime('%Y-%m-%d', time.gmtime())}, {variant}"
+    store = path / "faults.json"
+    old = json.loads(store.read_text()) if store.exists() else []
+    ran = {f.test for f in _FIGURES}
+    rows = [r for r in old if r["test"] not in ran] + [{**asdict(f), "run": stamp} for f in _FIGURES]
+    store.write_text(json.dumps(rows, indent=2) + "\n")
+    head = ("# Fault suite figures\n\nWritten by `pytest -m faults --faults-report benchmarks` (the long variant; a "
+            "run of some files replaces only their rows). Targets are the issue's; every row is measured in the run "
+            f"named in its last column ({platform.machine()}, Python {platform.python_version()}).\n\n")
+    table = ["| test | figure | target | measured | ok | run |", "|---|---|---|---|---|---|"]
+    table += [f"| {r['test']} | {r['figure']} | {r['target']} | {r['measured']} | {'yes' if r['ok'] else '**no**'} "
+              f"| {r.get('run', '')} |" for r in rows]
+    (path / "faults.md").write_text(head + "\n".join(table) + "\n")
