@@ -31,11 +31,14 @@ OnClip = Callable[[Path, ClipSidecar], None]
 # Asked before each new fragment of an open clip with the bytes it may still add to the spool;
 # False ends the clip there (spool quota). The default always says yes.
 Room = Callable[[int], bool]
+# Told when a clip that asked for room has ended: what it was granted is on disk now, or was never used.
+Release = Callable[[], None]
 
 
 class CameraRecorder:
     def __init__(self, camera: str, spool: Spool, *, pre_roll_s: float, ring_seconds: float, ring_max_bytes: int,
-                 model_versions: Mapping[str, str], on_clip: OnClip, room: Room | None = None) -> None:
+                 model_versions: Mapping[str, str], on_clip: OnClip, room: Room | None = None,
+                 release: Release | None = None) -> None:
         if ring_seconds < pre_roll_s:
             raise ValueError("ring_seconds must be at least pre_roll_s")
         self.camera = camera
@@ -43,7 +46,7 @@ class CameraRecorder:
         self.pre_roll_s = pre_roll_s
         self.model_versions = dict(model_versions)
         self.on_clip = on_clip
-        self.room = room
+        self.room, self.release = room, release
         self.ring = PreRollRing(ring_seconds, ring_max_bytes)
         self._templates: dict[int, av.stream.Stream] = {}
         self._plan = RecordingPlan(None, ())
@@ -128,6 +131,7 @@ class CameraRecorder:
         if not self._room_for(backlog):
             return None
         if not self._open(backlog[0].wall if backlog else time.time(), events):
+            self._release_room()
             return None
         for mp in backlog:
             if self._writer is None:
@@ -182,10 +186,12 @@ class CameraRecorder:
         known = {**{e.key: e for e in self._pending_cut[1]}, **self._events}
         carried = [e for e in known.values() if e.end is None or e.end > key.time]
         pending_end = self._pending_end
-        self._finish()
+        self._finish(continued=True)
         if self._open(key.wall, carried):
             self._pending_end = pending_end
             self._write(key)
+        else:
+            self._release_room()
 
     def _write(self, mp: MediaPacket) -> None:
         writer = self._writer
@@ -243,34 +249,48 @@ class CameraRecorder:
         except OSError as exc:
             log.error("camera %s: journaling clip %s failed: %s", self.camera, self._clip_id, exc)
 
-    def _finish(self) -> None:
+    def _finish(self, *, continued: bool = False) -> None:
+        """Close the open clip and hand it on. ``continued`` (a cut): the continuation keeps the spool room this
+        clip was granted, as its first fragment is the one that room was asked for."""
         writer, clip_id = self._writer, self._clip_id
         events = sorted(self._events.values(), key=lambda e: e.start)
         self._writer, self._events, self._pending_end, self._pending_cut = None, {}, None, None
         self._meta = None
         if writer is None:
             return
+        closed = self._close(writer, clip_id, events)
+        if not continued:
+            self._release_room()  # before on_clip: the quota, enforced once the clip is queued, counts it on disk
+        if closed is None:
+            return
+        try:
+            self.on_clip(*closed)
+        except Exception:  # the clip is safely in ready/; a consumer bug must not stop recording
+            log.exception("camera %s: on_clip failed for clip %s", self.camera, clip_id)
+
+    def _close(self, writer: ClipWriter, clip_id: str, events: list[Event]) -> tuple[Path, ClipSidecar] | None:
+        """Finalize the clip into ready/ with its sidecar; None when there is nothing (or nothing whole) to hand on."""
         try:
             written = writer.close()
         except ClipWriteError as exc:
             # The fragments flushed so far stay in tmp/; Spool.recover salvages them at next start.
             log.error("camera %s: closing clip %s failed: %s; left for recovery", self.camera, clip_id, exc)
-            return
+            return None
         if written.packets == 0:
             log.info("camera %s: clip %s got no keyframe; dropped", self.camera, clip_id)
             self.spool.discard(clip_id)
-            return
+            return None
         sidecar = ClipSidecar.for_clip(written, clip_id=clip_id, camera=self.camera, events=events,
                                        model_versions=self.model_versions)
         try:
-            path = self.spool.finalize(written, sidecar)
+            return self.spool.finalize(written, sidecar), sidecar
         except OSError as exc:
             log.error("camera %s: finalizing clip %s failed: %s; left for recovery", self.camera, clip_id, exc)
-            return
-        try:
-            self.on_clip(path, sidecar)
-        except Exception:  # the clip is safely in ready/; a consumer bug must not stop recording
-            log.exception("camera %s: on_clip failed for clip %s", self.camera, clip_id)
+            return None
+
+    def _release_room(self) -> None:
+        if self.release is not None:
+            self.release()
 
 
 def _with_overhead(nbytes: int) -> int:

@@ -121,7 +121,8 @@ def record_with_quota(source: Path, spool: Spool, outbox: Outbox, quota: SpoolQu
         quota.enforce()
 
     rec = CameraRecorder("porch", spool, pre_roll_s=1.0, ring_seconds=4.0, ring_max_bytes=1 << 26,
-                         model_versions={}, on_clip=on_clip, room=lambda n: quota.make_room(n, **who))
+                         model_versions={}, on_clip=on_clip, room=lambda n: quota.make_room(n, **who),
+                         release=lambda: quota.release("porch"))
     pending, peak = list(EVENTS), 0
     with demux(source) as (streams, packets):
         rec.set_streams(streams)
@@ -156,3 +157,17 @@ def test_quota_holds_while_a_clip_is_being_written(long_source: Path, parts, pol
     else:
         assert queued == len(EVENTS) and refusals == [], "old unsent clips make room for new ones"
         assert quota.dropped >= 2 and len(audit.entries(db, action="drop")) == quota.dropped
+
+
+def test_cameras_recording_at_once_cannot_be_promised_the_same_room(parts) -> None:
+    """Found by the S3 fault suite (issue 14): room was checked, not held, so three cameras reaching a keyframe
+    together were each granted the same free bytes and the spool went ~4 % over its quota during an outage."""
+    spool, outbox, db = parts
+    spool_clip(spool, outbox, "20260101T000000Z-00000001", 2 * MB)
+    quota = SpoolQuota(spool, outbox, db, quota_bytes=4 * MB, policy="stop-recording")
+    who = {"owner": "o", "source_hash": "h"}
+    assert quota.make_room(int(1.5 * MB), source="a", **who)
+    assert not quota.make_room(int(1.5 * MB), source="b", **who), "a's room is taken"
+    assert quota.make_room(int(1.0 * MB), source="a", **who), "a new request replaces the source's own grant"
+    quota.release("a")  # a's clip ended
+    assert quota.make_room(int(1.5 * MB), source="b", **who)

@@ -245,6 +245,33 @@ def test_erasure_during_the_upload_leaves_nothing(s3_store: ObjectStore, outbox:
     assert keys_in(s3_store) == [] and ClipIndex(db).count() == 0 and outbox.get("c1") is None
 
 
+def test_a_clip_dropped_after_a_half_done_upload_leaves_nothing_in_the_store(
+    s3_store: ObjectStore, outbox: Outbox, tmp_path: Path
+) -> None:
+    """Found by the S3 fault suite (issue 14): the clip went up, its sidecar failed, then the spool quota dropped
+    the clip (drop-oldest): the clip object stayed in the bucket, unindexed and without its sidecar, while the
+    audit said dropped. The worker now removes such leftovers once the store answers again."""
+    half = make_item(tmp_path / "spool", "half")
+    outbox.enqueue(half)
+    counting = CountingStore(s3_store)
+
+    def fail_sidecar(key: str) -> None:
+        if key == half.sidecar_key:
+            raise StoreError("InternalError", "server answered HTTP 503", key=key)
+
+    counting.before_put = fail_sidecar
+    worker = UploadWorker(counting, outbox, **FAST)
+    assert worker.run_once() and outbox.get("half").state == "pending"
+    assert keys_in(s3_store) == [half.clip_key], "half done: the clip is up, its sidecar not"
+    assert outbox.drop("half", "spool over quota (drop-oldest)") is not None
+    counting.before_put = None
+    after = make_item(tmp_path / "spool", "next")
+    outbox.enqueue(after)
+    assert worker.run_once() and outbox.get("next").state == "done"
+    assert sorted(keys_in(s3_store)) == sorted([after.clip_key, after.sidecar_key])
+    assert outbox.get("half").attempts == 0 and outbox.dropped_after_attempts() == []
+
+
 def test_wake_ends_the_idle_wait(s3_store: ObjectStore, outbox: Outbox, tmp_path: Path) -> None:
     worker = UploadWorker(s3_store, outbox, idle_poll_s=30.0, **FAST)
     worker.start()

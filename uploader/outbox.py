@@ -114,6 +114,20 @@ class Outbox:
                          detail=reason, at=now)  # fmt: skip
         return _item(row)
 
+    def dropped_after_attempts(self, limit: int = 100) -> list[OutboxItem]:
+        """Clips dropped after an upload attempt: part of them may be in the store (the clip went up, the sidecar
+        failed). A dropped row's ``attempts`` is reset once the worker removed what it may have put."""
+        rows = self.db.query(f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE state = 'dropped' AND attempts > 0"
+                             " ORDER BY id LIMIT ?", (limit,))  # fmt: skip
+        return [_item(r) for r in rows]
+
+    def forget_attempts(self, clip_ids: Sequence[str]) -> None:
+        """Nothing of these dropped clips is in the store any more (see :meth:`dropped_after_attempts`)."""
+        marks = ", ".join("?" for _ in clip_ids)
+        with self.db.tx() as conn:
+            conn.execute(f"UPDATE outbox SET attempts = 0, updated = ? WHERE state = 'dropped'"
+                         f" AND clip_id IN ({marks})", (self.clock(), *clip_ids))  # fmt: skip
+
     def set_sidecar_body(self, clip_id: str, body: str) -> bool:
         """Give a row queued without one the sidecar body to upload (a row queued before the field existed).
         Only rows not uploaded yet change; False when none did."""

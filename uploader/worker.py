@@ -202,6 +202,24 @@ class UploadWorker:
                 part.path.unlink(missing_ok=True)
         self.uploaded += 1
         self._store_ok()
+        self._remove_dropped()
+
+    def _remove_dropped(self) -> None:
+        """A clip the spool quota dropped after a failed attempt may have left its clip object in the store (the
+        clip went up, then the sidecar failed): remove such leftovers while the store answers, so a dropped clip
+        is gone everywhere, as its audit entry says. Best effort: a failure is retried after the next upload."""
+        items = self.outbox.dropped_after_attempts()
+        if not items:
+            return
+        try:
+            errors = self.store.remove_objects([k for i in items for k in (i.clip_key, i.sidecar_key)])
+        except StoreError as err:
+            log.debug("removing leftovers of %d dropped clips failed: %s", len(items), err)
+            return
+        if errors:
+            log.debug("removing leftovers of dropped clips failed for %d objects: %s", len(errors), errors[0])
+            return
+        self.outbox.forget_attempts([i.clip_id for i in items])
 
     def _ensure_uploaded(self, item: OutboxItem, part: _Part) -> IndexedObject:
         """The object at ``part.key`` holding the local file's bytes: found by stat, else PUT."""
