@@ -87,7 +87,8 @@ class CameraPipeline:
     _restrict_request: bool = False
     _shape: tuple[int, int] | None = None
     _needs_reset: bool = False
-    _last_time: float = 0.0
+    _last_time: float = 0.0  # stream time of the newest frame detection has seen
+    _detected: threading.Condition = field(default_factory=threading.Condition)  # _last_time moved
     _clock: tuple[float, float] | None = None  # (stream time, wall) of the newest packet
 
     def __post_init__(self) -> None:
@@ -257,6 +258,15 @@ class CameraPipeline:
             self._last_time = max(self._last_time, result.time)
             self.motion_frames += int(result.motion)
             self._pending.extend(self.tracker.update(result.time, result.motion, result.score))
+        with self._detected:
+            self._detected.notify_all()
+
+    def wait_for_detection(self, until: float, timeout_s: float = 5.0) -> None:
+        """Reader thread of a file source: wait until detection has seen stream time ``until`` (bounded: a
+        failed batch never reports back). Keeps a file from racing further ahead of detection than the
+        pre-roll ring reaches back, however starved the detect thread is."""
+        with self._detected:
+            self._detected.wait_for(lambda: self._last_time >= until, timeout=timeout_s)
 
 
 def detect_batch(detector: MotionDetector, items: Sequence[tuple[CameraPipeline, DetectFrame]]

@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 # The ring holds more than the pre-roll: detection runs a little behind the packets, and the
 # clip must still find the keyframe before ``onset - pre_roll`` when the event is confirmed.
 RING_SLACK_S = 6.0
+# A file source (which waits for detection rather than drop frames) runs at most this far ahead of it: well
+# inside RING_SLACK_S, so a starved detect thread cannot push a clip's pre-roll out of the ring. A full
+# detect queue alone (64 frames) is 12.8 s of one 5 fps camera; under load that merged or shortened clips.
+FILE_LEAD_S = RING_SLACK_S / 2
 CONTROL_INTERVAL_S = 2.0
 STARTUP_SETTLE_S = 5.0  # how long start() waits for every camera to open, fail or start retrying
 FILES_DRAIN_S = 60.0  # every file camera ended: uploads get this long to finish before exit
@@ -86,6 +90,8 @@ class ModelQueues:
     def submit(self, pipe: CameraPipeline, out: DetectFrame | AudioWindows, *, live: bool) -> None:
         if isinstance(out, DetectFrame):
             self.motion.submit((pipe, out), block=not live)
+            if not live:
+                pipe.wait_for_detection(out.time - FILE_LEAD_S)
         elif self.audio is not None:
             self.audio.submit(out, block=not live)
 
@@ -191,7 +197,8 @@ class Service:
         recorder = CameraRecorder(
             cam.name, self.spool, pre_roll_s=rec.pre_roll_s, ring_seconds=rec.pre_roll_s + RING_SLACK_S,
             ring_max_bytes=rec.ring_max_bytes, model_versions=self._model_versions(),
-            on_clip=self._on_clip, room=lambda n: self.quota.make_room(n, **who))
+            on_clip=self._on_clip, room=lambda n: self.quota.make_room(n, **who),
+            release=lambda: self.quota.release(cam.name))
         ev = self.config.events
         tracker = EventTracker(cam.name, "motion", TrackerSettings(
             min_frames=ev.min_motion_frames, post_roll_s=rec.post_roll_s, max_clip_s=rec.max_clip_s,
