@@ -77,6 +77,7 @@ def test_counts_match_the_store_the_sidecars_and_the_file(tmp_path, visits):
         assert value(m, "edge_media_camera_connect_failures", "edge_media_camera_connect_failures_total",
                      camera=cam) == 0
     assert value(m, "edge_media_clips_uploaded", "edge_media_clips_uploaded_total") == len(clips) == 4
+    assert value(m, "edge_media_store_up") == 1
     assert value(m, "edge_media_outbox_depth", state="done") == 4
     assert value(m, "edge_media_outbox_depth", state="pending") == 0
     assert value(m, "edge_media_upload_failures", "edge_media_upload_failures_total", kind="retryable") == 0
@@ -147,6 +148,7 @@ def test_upload_failures_are_counted_by_kind(tmp_path, short_walk, restartable_s
     assert value(down, "edge_media_clips_uploaded", "edge_media_clips_uploaded_total") == 0
     assert value(down, "edge_media_outbox_depth", state="pending") == 1
     assert value(down, "edge_media_spool_bytes") > 0, "the clip waits in the spool"
+    assert value(down, "edge_media_store_up") == 0
 
     refusing = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}).start()  # checks keys: ours are unknown
     try:

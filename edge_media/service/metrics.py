@@ -69,6 +69,8 @@ class _HubCollector(Collector):
         yield depth
         yield GaugeMetricFamily("edge_media_spool_bytes", "Bytes of clips in the spool (not uploaded or kept)",
                                 value=svc.spool.usage_bytes())
+        yield GaugeMetricFamily("edge_media_store_up", "0 while the upload worker holds the clip store down "
+                                "(unreachable or refusing), else 1", value=0 if svc.uploader.store_down else 1)
 
     def _cameras(self) -> Iterator[Metric]:
         svc = self.service
