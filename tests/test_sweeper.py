@@ -184,6 +184,31 @@ def test_reconcile_deletes_expired_unindexed_objects_only(s3_store: S3Store, db:
     assert ClipIndex(db).get(indexed_old.key) is not None
 
 
+def test_reconcile_forgets_indexed_objects_the_store_lost(s3_store: S3Store, db: Database, tmp_path: Path,
+                                                          caplog) -> None:
+    """A server that lost its data (found by the S3 fault suite): the index kept offering clips that were gone."""
+    kept, lost, lost_with_copy = (indexed(key_of(n), ended_days_ago=1, days=7) for n in (1, 2, 3))
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(b"clip")
+    lost_with_copy = indexed(lost_with_copy.key, ended_days_ago=1, days=7, local_path=copy)
+    other = indexed("elsewhere/x.mp4", ended_days_ago=1, days=7)  # not under the listed prefix: not judged
+    upload(s3_store, db, [kept, lost, lost_with_copy, other])
+    s3_store.remove_objects([lost.key, lost_with_copy.key])
+    sweeper = RetentionSweeper(s3_store, db, clock=Clock())
+
+    with caplog.at_level(logging.ERROR, logger="uploader.sweeper"):
+        report = sweeper.reconcile()
+
+    assert sorted(report.lost) == [lost.key, lost_with_copy.key] and sweeper.lost_total == 2
+    index = ClipIndex(db)
+    assert index.get(lost.key) is None, "a lost object is no longer offered"
+    assert index.get(lost_with_copy.key) is not None, "its local copy still needs its retention"
+    assert index.get(kept.key) is not None and index.get(other.key) is not None
+    assert sorted(e.key for e in audit.entries(db, action="lost")) == [lost.key, lost_with_copy.key]
+    assert len([r for r in caplog.records if "lost 2 indexed objects" in r.getMessage()]) == 1
+    assert sweeper.reconcile().lost == (lost_with_copy.key,), "reported again while it is still missing"
+
+
 # -- plan change ----------------------------------------------------------------------------------------
 
 

@@ -3,8 +3,10 @@
 The clip index is the prompt path: ``sweep()`` takes what is due, removes it from the store in batches (one
 ``remove_objects`` call per batch), and only then forgets it. ``reconcile()`` is the slow path for objects the
 index lost (a restored backup, a crash between upload and index): it lists the bucket and dates objects by their
-``retain-until`` tag. ``retag_plan()`` re-dates an owner's objects after a plan change; the next sweep deletes
-whatever became overdue. Every deletion and re-tag is written to the audit log in the transaction that records it.
+``retain-until`` tag; the same listing finds the reverse, indexed objects the store lost (a server that lost its
+data), which are forgotten with an audit entry so that nobody is offered a clip that is gone. ``retag_plan()``
+re-dates an owner's objects after a plan change; the next sweep deletes whatever became overdue. Every deletion
+and re-tag is written to the audit log in the transaction that records it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class SweepReport:
     local_deleted: int  # local copies removed
     duration_s: float
     undated: tuple[str, ...] = ()  # reconcile(): unindexed objects without a valid retain-until tag (kept)
+    lost: tuple[str, ...] = ()  # reconcile(): indexed objects the store no longer has (forgotten, audited)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class RetentionSweeper:
         self.last_reconcile: SweepReport | None = None
         self.deleted_total = 0  # objects deleted by sweeps since start (for metrics)
         self.reconcile_deleted_total = 0  # unindexed objects deleted by reconcile since start
+        self.lost_total = 0  # indexed objects reconcile found missing from the store since start
 
     # -- the index path -------------------------------------------------------------------------
 
@@ -140,8 +144,9 @@ class RetentionSweeper:
         started, now = time.monotonic(), self._clock()
         failed: dict[str, str] = {}
         undated: list[str] = []
+        listed: set[str] = set()
         deleted = 0
-        for chunk in _chunks(self._unindexed_due(prefix, now, undated, interrupt), self.batch):
+        for chunk in _chunks(self._unindexed_due(prefix, now, undated, listed, interrupt), self.batch):
             errors = _errors_by_key(self.store.remove_objects([c.key for c in chunk]), [c.key for c in chunk])
             gone = [c for c in chunk if c.key not in errors]
             at = self._clock()
@@ -156,17 +161,40 @@ class RetentionSweeper:
         if undated:
             log.warning("reconcile: %d unindexed objects under %r have no valid retain-until tag and were kept: %s",
                         len(undated), prefix, ", ".join(undated[:MAX_LOGGED_KEYS]))  # fmt: skip
-        report = SweepReport(deleted, tuple(failed.items()), 0, time.monotonic() - started, tuple(undated))
+        lost = () if interrupt.is_set() else self._forget_lost(prefix, listed, uploaded_before=now)
+        report = SweepReport(deleted, tuple(failed.items()), 0, time.monotonic() - started, tuple(undated), lost)
         self.last_reconcile = report
         return report
 
-    def _unindexed_due(self, prefix: str, now: float, undated: list[str],
+    def _forget_lost(self, prefix: str, listed: set[str], *, uploaded_before: float) -> tuple[str, ...]:
+        """Indexed objects under ``prefix`` that a whole listing did not show (uploaded before it began): the store
+        lost them. Their rows go, with an audit entry each, unless a local copy still needs its retention."""
+        rows = self.db.query("SELECT key, owner, retain_until, local_path FROM objects WHERE key >= ? AND "
+                                    "key < ? AND uploaded < ?", (prefix, prefix + "\uffff", uploaded_before))
+        lost = [r for r in rows if r["key"] not in listed]
+        if not lost:
+            return ()
+        at = self._clock()
+        with self.db.tx() as conn:  # rows an erasure removed meanwhile are simply gone already
+            ClipIndex.delete(conn, [r["key"] for r in lost if r["local_path"] is None])
+            for r in lost:
+                audit.record(conn, "lost", key=r["key"], owner=r["owner"], deadline=r["retain_until"],
+                             detail="indexed, not in the store" + (" (local copy kept)" if r["local_path"] else ""),
+                             at=at)  # fmt: skip
+        self.lost_total += len(lost)
+        keys = [r["key"] for r in lost]
+        log.error("reconcile: the store lost %d indexed objects under %r (forgotten, audited as 'lost'): %s",
+                  len(keys), prefix, ", ".join(keys[:MAX_LOGGED_KEYS]))  # fmt: skip
+        return tuple(keys)
+
+    def _unindexed_due(self, prefix: str, now: float, undated: list[str], listed: set[str],
                        interrupt: threading.Event) -> Iterator[_Candidate]:  # fmt: skip
         # Tags are read only for objects the index does not know: a listing carries no tags, and one
         # GetObjectTagging per indexed object would make every reconcile as slow as the bucket is large.
         for info in self.store.list_objects(prefix):
             if interrupt.is_set():
                 return
+            listed.add(info.key)
             if self._index.get(info.key) is not None:
                 continue
             try:

@@ -114,6 +114,8 @@ class _HubCollector(Collector):
         deletions.add_metric(["sweep"], svc.sweeper.deleted_total)
         deletions.add_metric(["reconcile"], svc.sweeper.reconcile_deleted_total)
         yield deletions
+        yield CounterMetricFamily("edge_media_store_lost_objects", "Indexed objects the store no longer had when "
+                                  "reconcile listed it (forgotten and audited)", value=svc.sweeper.lost_total)
 
     def _models(self) -> Iterator[Metric]:
         dropped = CounterMetricFamily("edge_media_model_dropped", "Live items dropped because a model fell behind",
