@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 from recorder.errors import RecorderError
 from recorder.formats import MP4, ClipFormat, format_for, plan_recording
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 
 FRAGMENTED_MP4 = dict(MP4.options)
 FSYNC_INTERVAL_S = 2.0  # fsync at the first keyframe after this long: not per packet (SD cards are slow)
+# No real gap between two packets of a track inside one clip is longer than a clip may be (max_clip_s <= 1 h): a
+# longer leap, either way, is the camera's clock (a reset, a corrupt PES header), and the track is re-anchored to
+# carry on one step after its last packet. Left alone, a leap past 2**31 ticks of the track's timescale (6.6 h at
+# 90 kHz) made FFmpeg's MP4 muxer abort the whole hub (assertion next_dts <= 0x7fffffff in movenc.c).
+MAX_DTS_LEAP_S = 3600.0
+_MUXER_MAX_TICKS = 0x7FFFFFFF
 _HASH_CHUNK = 1 << 20
 
 
@@ -58,6 +65,8 @@ class _Track:
     is_video: bool
     offset: int | None = None  # subtracted from the original pts/dts so the clip starts at 0
     last_dts: int | None = None
+    step: int = 1  # the last dts step: a re-anchored packet follows its predecessor by this much
+    adts: BitStreamFilterContext | None = None  # AAC as MPEG-TS carries it: headers stripped (see _is_adts)
 
 
 class ClipWriter:
@@ -68,14 +77,19 @@ class ClipWriter:
                  audio_only: bool = False) -> None:
         self.path = Path(path)
         self.format = fmt
-        self._container = av.open(str(self.path), "w", format=fmt.muxer, options=dict(fmt.options))
+        adts = {i for i, t in templates.items() if _is_adts(t)}
+        options = dict(fmt.options)
+        if adts and fmt.muxer == "mp4":  # the moov waits for the AAC config the filter takes from the first frame
+            options["movflags"] += "+delay_moov"
+        self._container = av.open(str(self.path), "w", format=fmt.muxer, options=options)
         self._tracks: dict[int, _Track] = {}
         self._sync_fd: int | None = None  # a second descriptor to fsync through (PyAV owns the writing one)
         self._last_sync = time.monotonic()
         try:
             for index, template in templates.items():
                 out = self._container.add_stream_from_template(template)
-                self._tracks[index] = _Track(out=out, is_video=template.type == "video")
+                self._tracks[index] = _Track(out=out, is_video=template.type == "video", adts=BitStreamFilterContext(
+                    "aac_adtstoasc", template) if index in adts else None)
         except Exception:
             self._discard()
             raise
@@ -110,6 +124,9 @@ class ClipWriter:
             self._begin(mp)
         offset = self._offset(track, mp)
         dts = mp.dts - offset
+        if track.last_dts is not None and self._leaps(track, mp, dts):
+            offset = self._reanchor(track, mp, dts)
+            dts = mp.dts - offset
         if dts < 0 and not track.is_video:
             return False  # audio from before the clip's first keyframe
         if track.last_dts is not None and dts <= track.last_dts:
@@ -117,6 +134,8 @@ class ClipWriter:
             log.debug("clip %s: dropping non-monotonic dts %s on stream %s", self.path.name, dts, mp.stream_index)
             return False
         self._mux(mp, track, dts, offset)
+        if track.last_dts is not None:
+            track.step = dts - track.last_dts
         track.last_dts = dts
         self._account(mp)
         if mp.is_keyframe:
@@ -150,6 +169,22 @@ class ClipWriter:
             track.offset = round(self._start_s / mp.time_base)
         return track.offset
 
+    @staticmethod
+    def _leaps(track: _Track, mp: MediaPacket, dts: int) -> bool:
+        """A step from the track's last packet that no clip can hold (see MAX_DTS_LEAP_S)."""
+        assert track.last_dts is not None
+        out_tb = track.out.time_base  # the muxer's timescale, fixed once the header is written
+        limit = MAX_DTS_LEAP_S if out_tb is None else min(MAX_DTS_LEAP_S, _MUXER_MAX_TICKS * float(out_tb) / 2)
+        return abs(dts - track.last_dts) * float(mp.time_base) > limit
+
+    def _reanchor(self, track: _Track, mp: MediaPacket, dts: int) -> int:
+        """Move the track's offset so that ``mp`` follows its last packet by one step; returns the new offset."""
+        assert track.last_dts is not None and mp.dts is not None
+        log.info("clip %s: stream %s leaps %.1f s; carrying on from its last packet", self.path.name,
+                 mp.stream_index, float((dts - track.last_dts) * mp.time_base))
+        track.offset = mp.dts - track.last_dts - track.step
+        return track.offset
+
     def _mux(self, mp: MediaPacket, track: _Track, dts: int, offset: int) -> None:
         pkt = mp.packet
         # A previous mux (maybe into another clip) rebased this packet in place: restore the
@@ -159,9 +194,10 @@ class ClipWriter:
         pkt.time_base = mp.time_base
         pkt.dts = dts
         pkt.pts = None if mp.pts is None else mp.pts - offset
-        pkt.stream = track.out
         try:
-            self._container.mux(pkt)
+            for out in [pkt] if track.adts is None else _strip_adts(track.adts, pkt):
+                out.stream = track.out
+                self._container.mux(out)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise ClipWriteError(f"muxing {self.path.name}: {exc}") from exc
 
@@ -212,6 +248,28 @@ class ClipWriter:
         except Exception:  # the file is being thrown away; its trailer does not matter
             pass
         self.path.unlink(missing_ok=True)
+
+
+def _is_adts(template: av.stream.Stream) -> bool:
+    """AAC without a decoder config: ADTS frames, as MPEG-TS carries them (HTTP/UDP cameras, .ts files). MP4
+    refuses those ("Malformed AAC bitstream"), which cost every clip of such a camera."""
+    ctx = template.codec_context
+    return template.type == "audio" and ctx is not None and ctx.name == "aac" and not ctx.extradata
+
+
+def _strip_adts(bsf: BitStreamFilterContext, pkt: av.Packet) -> list[av.Packet]:
+    """``pkt`` through ``aac_adtstoasc``, as a copy: the filter takes its input over, and a ring packet may go
+    into a second clip. A damaged frame is dropped (logged at debug), as a non-monotonic one is."""
+    copy = av.Packet(bytes(pkt))
+    copy.pts, copy.dts, copy.duration, copy.time_base = pkt.pts, pkt.dts, pkt.duration, pkt.time_base
+    try:
+        out = bsf.filter(copy)
+    except av.FFmpegError as exc:
+        log.debug("dropping an AAC frame without a valid ADTS header: %s", exc)
+        return []
+    for p in out:
+        p.time_base = pkt.time_base  # the filter's packets come back without one
+    return out
 
 
 def _codec_info(templates: Mapping[int, av.stream.Stream], kind: str) -> tuple[str, int, int] | None:
