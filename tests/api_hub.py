@@ -64,11 +64,12 @@ def api_media(folder: Path) -> dict[str, Path]:
     return media
 
 
-def record_api_hub(folder: Path) -> tuple[Hub, dict[str, Path]]:
+def record_api_hub(folder: Path, *, storage: str = "") -> tuple[Hub, dict[str, Path]]:
+    """``api_media`` recorded by the real service; ``storage``: a ``[storage]`` table (TOML lines)."""
     for sub in ("media", "hub"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     media = api_media(folder / "media")
-    return record_hub(folder / "hub", media), media
+    return record_hub(folder / "hub", media, storage=storage), media
 
 
 @contextmanager

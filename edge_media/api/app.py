@@ -22,6 +22,7 @@ from ..privacy.flags import AlreadyFlagged
 from ..service.consenting import NoticeNotCurrent
 from .access_log import AccessLog
 from .auth import principal
+from .body_limit import BodyLimit
 from .docs import DOCS_PATH, mount_docs
 from .headers import SecurityHeaders
 from .hub import ApiHub
@@ -49,6 +50,7 @@ def create_app(hub: ApiHub) -> FastAPI:
     app = FastAPI(title="edge-media hub API", version=_version(), openapi_url=f"{API_PREFIX}/openapi.json",
                   docs_url=None, redoc_url=None)  # /docs: mount_docs, with no CDN
     app.state.api = ApiState.for_hub(hub)
+    app.add_middleware(BodyLimit)  # innermost of the three: its 413s are logged and get the security headers
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     _add_error_handlers(app)

@@ -45,8 +45,11 @@ class ApiServer:
 
     def start(self) -> None:
         self._sock = _bind(self.host, self._port)
+        # proxy_headers off: uvicorn would otherwise take the client's address from X-Forwarded-For on any
+        # connection from 127.0.0.1, so a caller behind a same-host tunnel or proxy could name a new address per
+        # request and never meet the failure limit (ratelimit: behind a proxy, all share the proxy's address).
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", server_header=False,
-                                timeout_graceful_shutdown=3)
+                                timeout_graceful_shutdown=3, proxy_headers=False)
         _silence_uvicorn_access_log()
         self._server = uvicorn.Server(config)
         sock = self._sock
