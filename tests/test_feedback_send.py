@@ -83,7 +83,7 @@ def partner_objects(hub: Hub) -> dict[str, bytes]:
 
 def queue_of(hub: Hub):
     ctx = HubContext.open(load_config(hub.config))
-    return ctx, open_queue(ctx)
+    return ctx, open_queue(ctx, recover=True)  # as the sending process opens it at its start
 
 
 def test_flag_without_consent_queues_nothing_and_sends_nothing(local_hub, capsys):

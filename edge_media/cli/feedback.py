@@ -53,7 +53,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         if not config.feedback.enabled:
             print("feedback is disabled ([feedback] enabled = false); nothing sent")
             return 0
-        result = FeedbackSender(open_queue(ctx), build_partner_store(config)).send_pass()
+        result = FeedbackSender(open_queue(ctx, recover=True), build_partner_store(config)).send_pass()
     finally:
         ctx.close()
     print(result.describe())

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from pathlib import Path
 from uploader.db import Database
 
 from .anonymise import AnonymisedSample, anonymise
-from .consent import ConsentLedger, _statements
+from .consent import ConsentLedger, _rows, _statements
 from .notices import Purpose
 
 log = logging.getLogger(__name__)
@@ -154,12 +155,17 @@ def create_schema(db: Database) -> None:
 
 def delete_for_owner(conn: sqlite3.Connection, owner: str) -> list[str]:
     """Inside the erasure's transaction: forget ``owner``'s queued samples (not one being uploaded: the sender
-    finishes it and it is logged as a disclosure). Disclosures and retractions stay: they prove what was sent,
-    under which consent, and that it was retracted. Returns the sample ids (see :func:`discard_for_owner`)."""
-    ids = [r["sample_id"] for r in conn.execute(
-        "SELECT sample_id FROM feedback_outbox WHERE owner = ? AND state != 'inflight'", (owner,))]
-    conn.executemany("DELETE FROM feedback_outbox WHERE sample_id = ?", [(i,) for i in ids])
-    return ids
+    finishes it and it is logged as a disclosure). One tried before (a pass that failed after its upload) may be
+    in the partner bucket, unlisted: it is left for the sender to remove (``purge``, as after a withdrawal), not
+    forgotten with its objects still there. Disclosures and retractions stay: they prove what was sent, under
+    which consent, and that it was retracted. Returns the sample ids whose files go (:func:`discard_for_owner`)."""
+    rows = conn.execute("SELECT sample_id, attempts FROM feedback_outbox WHERE owner = ? AND state != 'inflight'",
+                        (owner,)).fetchall()  # fmt: skip
+    conn.executemany("DELETE FROM feedback_outbox WHERE sample_id = ?",
+                     [(r["sample_id"],) for r in rows if not r["attempts"]])  # fmt: skip
+    conn.execute("UPDATE feedback_outbox SET state = 'purge' WHERE owner = ? AND state = 'pending' AND attempts > 0",
+                 (owner,))  # fmt: skip
+    return [r["sample_id"] for r in rows]
 
 
 def discard_for_owner(spool: Path, owner: str, sample_ids: list[str]) -> None:
@@ -186,13 +192,18 @@ def disclosures_json(db: Database, owner: str) -> bytes:
 
 
 class FeedbackQueue:
-    """The repository; creating it creates its tables and puts a crashed run's leftovers right."""
+    """The repository; creating it creates its tables and, with ``recover``, puts a crashed run's leftovers right.
+    Only the sending process recovers, at its start: anyone else opening the queue while a sender works (an API
+    flag or disclosure listing, a withdrawal, the CLI) would turn the sender's in-flight item pending again (a
+    second claim of it in the same pass) and delete the files of a sample prepared but not inserted yet (a row
+    then stuck without its audio)."""
 
     def __init__(self, db: Database, spool: Path, ledger: ConsentLedger, *,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time, recover: bool = True) -> None:  # fmt: skip
         self.db, self.spool, self.ledger, self.clock = db, Path(spool), ledger, clock
         create_schema(db)
-        self.recover()
+        if recover:
+            self.recover()
 
     # -- queueing ---------------------------------------------------------------------------------
 
@@ -242,12 +253,14 @@ class FeedbackQueue:
 
     # -- sending (the sender's side) -----------------------------------------------------------------
 
-    def claim(self) -> tuple[Item, str] | tuple[Item, None] | None:
-        """One transaction: the next pending item, and consent re-checked for it. (item, consent id): claimed
-        (now inflight); (item, None): consent no longer holds; the row is gone, or is to be purged if tried before."""
+    def claim(self, skip: Collection[str] = ()) -> tuple[Item, str] | tuple[Item, None] | None:
+        """One transaction: the next pending item (not one of ``skip``), and consent re-checked for it. (item,
+        consent id): claimed (now inflight); (item, None): consent no longer holds; the row is gone, or is to be
+        purged if tried before."""
         with self.db.tx() as conn:
-            row = conn.execute("SELECT * FROM feedback_outbox WHERE state = 'pending' "
-                               "ORDER BY created, sample_id LIMIT 1").fetchone()  # fmt: skip
+            marks = ", ".join("?" for _ in skip)
+            row = conn.execute(f"SELECT * FROM feedback_outbox WHERE state = 'pending' AND sample_id NOT IN ({marks}) "
+                               "ORDER BY created, sample_id LIMIT 1", tuple(skip)).fetchone()  # fmt: skip
             if row is None:
                 return None
             item = _item(row)
@@ -291,7 +304,12 @@ class FeedbackQueue:
         :meth:`mark_sent`. Returns how many queued items were deleted. Idempotent."""
         with self.db.tx() as conn:
             if self.ledger.allows_in(conn, owner, purpose):
-                return 0  # granted again since: nothing to undo
+                # Granted again since (a withdrawal the sender learns of late, e.g. after a crash): what is queued
+                # now is the new grant's, but what went out before the withdrawal is still to be retracted.
+                withdrawals = [r.at for r in _rows(conn, owner, purpose) if r.action == "withdraw"]
+                if withdrawals:
+                    _owe_retraction(conn, owner, purpose, self.clock(), sent_before=max(withdrawals))
+                return 0
             ids = [r["sample_id"] for r in conn.execute(
                 "SELECT sample_id FROM feedback_outbox WHERE owner = ? AND purpose = ? AND state = 'pending' "
                 "AND attempts = 0", (owner, purpose.value))]  # fmt: skip
@@ -355,11 +373,13 @@ class FeedbackQueue:
                     path.unlink(missing_ok=True)
 
 
-def _owe_retraction(conn: sqlite3.Connection, owner: str, purpose: Purpose, now: float) -> None:
-    """Owe one retraction object listing every sample of ``owner``/``purpose`` sent and not yet retracted."""
+def _owe_retraction(conn: sqlite3.Connection, owner: str, purpose: Purpose, now: float, *,
+                    sent_before: float = math.inf) -> None:  # fmt: skip
+    """Owe one retraction object listing every sample of ``owner``/``purpose`` sent (up to ``sent_before``) and
+    not yet retracted."""
     ids = [r["sample_id"] for r in conn.execute(
         "SELECT sample_id FROM feedback_disclosures WHERE owner = ? AND purpose = ? AND retraction_id IS NULL "
-        "ORDER BY sample_id", (owner, purpose.value))]  # fmt: skip
+        "AND sent_at <= ? ORDER BY sample_id", (owner, purpose.value, sent_before))]  # fmt: skip
     if not ids:
         return
     retraction_id = str(uuid.uuid4())

@@ -48,8 +48,9 @@ class FeedbackSender:
         self._purge()
         uploaded: list[tuple[Item, str]] = []
         dropped = failed = 0
+        tried: set[str] = set()  # failed in this pass: released as the oldest pending, so not claimed again here
         for _ in range(limit):
-            claimed = self.queue.claim()
+            claimed = self.queue.claim(skip=tried)
             if claimed is None:
                 break
             item, consent_id = claimed
@@ -66,6 +67,9 @@ class FeedbackSender:
                 log.warning("feedback sample %s not sent: %s", item.sample_id, exc)
                 self.queue.release(item.sample_id, str(exc))
                 failed += 1
+                if isinstance(exc, StoreError):
+                    break  # the partner store fails: the next pass tries again (not `limit` times in this one)
+                tried.add(item.sample_id)
                 continue
             uploaded.append((item, consent_id))
         if uploaded and not self._manifest(uploaded):

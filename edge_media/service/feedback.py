@@ -65,8 +65,9 @@ def model_identity(config: Config) -> tuple[str, str]:
     return AUDIO_MODEL, str(entry.get("version") or "unknown")
 
 
-def open_queue(ctx: HubContext) -> FeedbackQueue:
-    return FeedbackQueue(ctx.db, spool_of(ctx.db), ConsentLedger(ctx.db))
+def open_queue(ctx: HubContext, *, recover: bool = False) -> FeedbackQueue:
+    """The hub's feedback queue; ``recover`` only where a sender starts (see :class:`FeedbackQueue`)."""
+    return FeedbackQueue(ctx.db, spool_of(ctx.db), ConsentLedger(ctx.db), recover=recover)
 
 
 @contextmanager
@@ -300,7 +301,7 @@ def hub_feedback(ctx: HubContext, stop_event: threading.Event, *,
     """The running service's feedback sender (None when ``[feedback] enabled = false``)."""
     if not ctx.config.feedback.enabled:
         return None
-    queue = open_queue(ctx)
+    queue = open_queue(ctx, recover=True)
     thread = FeedbackThread(queue, build_partner_store(ctx.config), ctx.config.feedback.send_interval_s, stop_event)
     thread.improvement = ProductImprovement(ctx, queue, restricted=restricted, wake=thread.wake)
     return thread
