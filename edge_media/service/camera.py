@@ -79,6 +79,9 @@ class CameraPipeline:
     restricted: bool = False  # the owner restricted this camera: process and record nothing new
     audio: AudioChain | None = None  # audio events on the camera's own audio track
     decider: ClipDecider | None = None  # default: the recorder's pre-roll, the tracker's max_clip_s
+    # Detection runs on its own substream: only that stream's (re)connections reset the background, not the
+    # record stream's, which may reconnect mid-motion (the moving object would be learned as background).
+    detect_substream: bool = False
     events: list[Event] = field(default_factory=list)  # every finished event, for reports
     motion_frames: int = 0
     detect_seconds: float = 0.0  # this camera's share of the motion model's time (detect thread only)
@@ -87,6 +90,9 @@ class CameraPipeline:
     _restrict_request: bool = False
     _shape: tuple[int, int] | None = None
     _needs_reset: bool = False
+    # With a detect substream two reader threads call handle(); the decider and recorder take one at a time.
+    _drive_lock: threading.Lock = field(default_factory=threading.Lock)
+    _record_up: bool = False  # the record stream is connected (its thread calls handle with its packets)
     _last_time: float = 0.0  # stream time of the newest frame detection has seen
     _detected: threading.Condition = field(default_factory=threading.Condition)  # _last_time moved
     _clock: tuple[float, float] | None = None  # (stream time, wall) of the newest packet
@@ -100,7 +106,14 @@ class CameraPipeline:
 
     def handle(self, ev: SourceEvent) -> DetectFrame | AudioWindows | None:
         """Route one source event; returns what needs a model: a frame, or audio windows."""
-        self._apply_pending()
+        with self._drive_lock:
+            return self._handle(ev)
+
+    def _handle(self, ev: SourceEvent) -> DetectFrame | AudioWindows | None:
+        if not (self.detect_substream and isinstance(ev, DetectFrame) and self._record_up):
+            # The record stream's thread drives the recorder (PyAV) while it is connected; while it is down
+            # the recorder holds no streams, and the substream's thread applies events so notices still go out.
+            self._apply_pending()
         if self.restricted and isinstance(ev, (MediaPacket, DetectFrame)):
             return None
         if isinstance(ev, MediaPacket):
@@ -114,7 +127,9 @@ class CameraPipeline:
         if isinstance(ev, DetectFrame):
             return ev
         if isinstance(ev, Connected):
-            self._needs_reset = True  # a new connection may show a different scene
+            self._record_up = True
+            if not self.detect_substream:
+                self._needs_reset = True  # a new connection may show a different scene
             if self.recorder is not None:
                 self.recorder.set_streams(ev.streams)
             if self.audio is not None:
@@ -122,6 +137,7 @@ class CameraPipeline:
                 self.audio.decoder = CameraAudioDecoder(track, name=self.name) if track is not None else None
                 self.audio.windower.reset()
         elif isinstance(ev, Disconnected):
+            self._record_up = False
             self._finish(ev.time)
             if self.recorder is not None:
                 self.recorder.set_streams({})  # the streams die with the connection: no clip may use them
@@ -160,8 +176,13 @@ class CameraPipeline:
 
     def finish(self) -> None:
         """End open events and clips (end of source, shutdown)."""
-        self._apply_pending()
-        self._finish(self._last_time)
+        with self._drive_lock:
+            self._apply_pending()
+            self._finish(self._last_time)
+
+    def detect_connected(self) -> None:
+        """The detect substream (re)connected: a new connection may show a different scene."""
+        self._needs_reset = True
 
     @property
     def _decider(self) -> ClipDecider:

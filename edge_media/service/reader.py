@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..config import CameraConfig
-from ..sources import DetectFrame, Disconnected, SourceError, SourceEvent, SourceSpec, VideoSource
+from ..sources import Connected, DetectFrame, Disconnected, SourceError, SourceEvent, SourceSpec, VideoSource
 from .camera import AudioWindows, CameraPipeline
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ class CameraWorker:
         return next((s for s in self.sources if s.spec.record), None)
 
     def start(self) -> None:
-        for spec in self.specs():
+        specs = self.specs()
+        self.pipeline.detect_substream = len(specs) > 1
+        for spec in specs:
             label = "" if spec.record else " (detect stream)"
             source = VideoSource(spec, name=f"camera {self.cam.name}{label}", stop_event=self.stop_event,
                                  decode_gate=lambda: not self.pipeline.restricted)
@@ -125,7 +127,9 @@ class CameraWorker:
         try:
             for ev in events:
                 if not source.spec.record and not isinstance(ev, DetectFrame):
-                    continue  # only the detect substream's frames matter to the pipeline
+                    if isinstance(ev, Connected):
+                        self.pipeline.detect_connected()  # the background follows the stream it models
+                    continue  # otherwise only the detect substream's frames matter to the pipeline
                 if isinstance(ev, Disconnected) and not live:
                     self.queues.drain()  # a file's last detections must land before its end
                 out = self.pipeline.handle(ev)
