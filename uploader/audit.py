@@ -14,7 +14,8 @@ from .db import Database
 @dataclass(frozen=True)
 class AuditEntry:
     at: float
-    # delete | reconcile-delete (sweeper) | erase | export | restrict | unrestrict (owner rights)
+    # delete | reconcile-delete | lost (sweeper; lost: indexed, but the store no longer had it)
+    # | erase | export | restrict | unrestrict (owner rights)
     # | retag (plan change) | drop (drop-oldest quota) | refuse (stop-recording quota: a clip not
     # started or cut short, of a camera or microphone named by hash in ``detail``)
     action: str
