@@ -69,13 +69,15 @@ class SpoolQuota:
         what the previous one covered is on disk or part of the new request."""
         with self._lock:
             self._granted.pop(source, None)
-            if self._usage() + nbytes > self._limit():
+            usage, limit = self._measure()
+            if usage + nbytes > limit:
                 self._enforce(extra=nbytes)
-            if self._usage() + nbytes <= self._limit():
+                usage, limit = self._measure()
+            if usage + nbytes <= limit:
                 self._granted[source] = nbytes
                 return True
             if self.recording_allowed and self.policy == "stop-recording":
-                self._stop_recording(self._usage() + nbytes)
+                self._stop_recording(usage + nbytes, limit)
         self._refuse(owner, source, source_hash, "clip ended or not started: no room left")
         return False
 
@@ -84,18 +86,17 @@ class SpoolQuota:
         with self._lock:
             self._granted.pop(source, None)
 
-    def _usage(self) -> int:
-        """Spool bytes plus the room open clips hold: what the spool holds once they have written it."""
-        return self.spool.usage_bytes() + sum(self._granted.values())
-
-    def _limit(self) -> int:
-        """The quota, or less when the disk holds less: what the spool may hold on disk right now."""
+    def _measure(self) -> tuple[int, int]:
+        """(usage, limit) from one scan of the spool (it runs per fragment of every recording camera): usage is
+        the spool's bytes plus the room open clips hold; limit is the quota, or less when the disk holds less."""
+        on_disk = self.spool.usage_bytes()
+        usage = on_disk + sum(self._granted.values())
         try:
             st = os.statvfs(self.spool.root)
         except OSError:
-            return self.quota
-        room = self.spool.usage_bytes() + st.f_bavail * st.f_frsize - disk_reserve(st.f_blocks * st.f_frsize)
-        return min(self.quota, max(room, 0))
+            return usage, self.quota
+        room = on_disk + st.f_bavail * st.f_frsize - disk_reserve(st.f_blocks * st.f_frsize)
+        return usage, min(self.quota, max(room, 0))
 
     def _refuse(self, owner: str, source: str, source_hash: str, what: str) -> None:
         self.refused += 1
@@ -110,7 +111,8 @@ class SpoolQuota:
             self._enforce()
 
     def _enforce(self, extra: int = 0) -> None:
-        usage, limit = self._usage() + extra, self._limit()
+        usage, limit = self._measure()
+        usage += extra
         if usage <= limit:
             if not self.recording_allowed and usage < limit * RESUME_FRACTION:
                 self.recording_allowed = True
@@ -124,13 +126,12 @@ class SpoolQuota:
         elif self.recording_allowed:
             self._stop_recording(usage, limit)
 
-    def _stop_recording(self, usage: int, limit: int | None = None) -> None:
+    def _stop_recording(self, usage: int, limit: int) -> None:
         self.recording_allowed = False
         log.error("spool over quota (%d of %d bytes%s) and policy is stop-recording: "
                   "no new clips until uploads catch up", usage, *self._quota_text(limit))
 
-    def _quota_text(self, limit: int | None) -> tuple[int, str]:
-        limit = self._limit() if limit is None else limit
+    def _quota_text(self, limit: int) -> tuple[int, str]:
         return limit, ("" if limit >= self.quota else "; the disk is nearly full")
 
     def _evict_local_copies(self, usage: int, limit: int) -> int:
